@@ -1,0 +1,70 @@
+"""nbtasklog: every task's logs kept apart, attributed to their source, persisted, filterable and live."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .belief import belief_scope
+from .context import TaskCancelled, TaskContext, current_context
+from .engine import Engine, TaskActiveError, UnknownTaskError, connect, get_engine
+from .filter import FilterError, LogFilter, make_filter
+from .levels import Level, parse_level
+from .logger import TaskLogger
+from .plugins import Plugin, UnknownPluginError, register
+from .record import LogRecord
+from .settings import Settings
+from .store.buffer import Health
+from .store.store import SQLError
+from .task import LogRecords, Task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Engine", "FilterError", "Health", "Level", "LogFilter", "LogRecord", "LogRecords", "Plugin",
+    "SQLError", "Settings", "Task", "TaskActiveError", "TaskCancelled", "TaskContext", "TaskLogger",
+    "UnknownPluginError", "UnknownTaskError", "belief_scope", "cleanup", "connect", "current_context",
+    "get_engine", "get_settings", "get_task", "health", "list_plugins", "list_tasks", "make_filter",
+    "parse_level", "register", "run_task", "sql", "update_settings",
+]
+
+
+def run_task(plugin: Any, params: dict[str, Any] | None = None, **options: Any) -> Task:
+    """Start a task with a plugin (registered name, Plugin, or function) on the default engine."""
+    return get_engine().run_task(plugin, params, **options)
+
+
+def get_task(task_id: str) -> Task:
+    return get_engine().task(task_id)
+
+
+def list_tasks(**filters: Any) -> list[Task]:
+    """Tasks newest first; filters: status, plugin, limit, before."""
+    return get_engine().tasks(**filters)
+
+
+def list_plugins() -> list[dict[str, Any]]:
+    """Registered plugins: name, description, params_schema."""
+    return get_engine().registry.describe()
+
+
+def sql(query: str, **options: Any) -> Any:
+    """A read-only SQL query over `tasks` and `task_logs`; a pandas DataFrame (arrow=True: a pyarrow Table)."""
+    return get_engine().sql(query, **options)
+
+
+def get_settings() -> Settings:
+    return get_engine().settings
+
+
+def update_settings(**changes: Any) -> Settings:
+    """Change log_level, task_log_level or belief_scope_enabled at runtime; effective at once."""
+    return get_engine().update_settings(**changes)
+
+
+def cleanup(older_than: Any) -> list[str]:
+    """Delete finished tasks older than `older_than` ('30d', a timedelta) with their logs."""
+    return get_engine().cleanup(older_than)
+
+
+def health() -> Health:
+    return get_engine().health()

@@ -1,0 +1,471 @@
+"""Engine: the store, the write buffer, the runner and the settings of one process, behind one API.
+
+`connect()` makes one; the module-level functions of nbtasklog use a default one made on first use
+(database from NBTASKLOG_DB, else a DuckDB file under the Jupyter data directory).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from . import belief, capture
+from .filter import LogFilter, make_filter
+from .levels import parse_level
+from .live import Subscription
+from .logger import DEFAULT_MAX_MESSAGE_BYTES, TaskEmitter
+from .plugins import Registry, as_callable, plugin_name, registry as default_registry
+from .record import LogRecord
+from .runner import ACTIVE, Runner, TaskState, new_task_id, utcnow
+from .settings import Settings, SettingsManager
+from .store.buffer import Health, WriteBuffer
+from .store.store import Store
+from .task import LogRecords, Task, wait_until
+
+log = logging.getLogger("nbtasklog")
+
+PAGE = 10_000  # records per history page when a reader walks a whole log
+
+
+class UnknownTaskError(LookupError):
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"unknown task {task_id!r}")
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class TaskActiveError(RuntimeError):
+    """The operation needs a finished task (delete a running one? cancel it first)."""
+
+
+def default_database() -> str:
+    """NBTASKLOG_DB if set, else nbtasklog/nbtasklog.duckdb under the Jupyter data directory."""
+    if os.environ.get("NBTASKLOG_DB"):
+        return os.environ["NBTASKLOG_DB"]
+    from jupyter_core.paths import jupyter_data_dir
+
+    return str(Path(jupyter_data_dir()) / "nbtasklog" / "nbtasklog.duckdb")
+
+
+def parse_duration(value: timedelta | str | float | int) -> timedelta:
+    """A timedelta from one, from seconds, or from text like '30d', '12h', '15m', '45s', '1w'."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", str(value).lower())
+    if not match:
+        raise ValueError(f"bad duration {value!r}: use a number and a unit, e.g. 30d, 12h, 15m, 45s")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[match.group(2)]
+    return timedelta(**{unit: float(match.group(1))})
+
+
+def _spill_dir_for(url: Any) -> Path:
+    if url.get_backend_name() == "duckdb" and url.database:
+        return Path(url.database + ".spill")
+    from jupyter_core.paths import jupyter_data_dir
+
+    digest = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()[:16]
+    return Path(jupyter_data_dir()) / "nbtasklog" / f"spill-{digest}"
+
+
+class Engine:
+    """Runs tasks and keeps their logs in one database, in this process."""
+
+    def __init__(
+        self,
+        url: str | os.PathLike[str] | None = None,
+        *,
+        flush_interval: float = 2.0,
+        flush_size: int = 20_000,
+        buffer_cap: int = 500_000,
+        max_workers: int = 8,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        spill_dir: str | os.PathLike[str] | None = None,
+        retention: timedelta | str | None = None,
+        cleanup_interval: timedelta | str | float = 3600,
+        registry: Registry | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        self.store = Store(url if url is not None else default_database())
+        self.registry = registry or default_registry
+        self.max_message_bytes = max_message_bytes
+        self.settings_manager = SettingsManager(persist=lambda values: self.buffer.put_settings(values))
+        self.buffer = WriteBuffer(
+            self.store,
+            Path(spill_dir) if spill_dir else _spill_dir_for(self.store.url),
+            flush_interval=flush_interval,
+            flush_size=flush_size,
+            memory_cap=buffer_cap,
+            on_connect=self._on_first_connect,
+        )
+        self.runner = Runner(max_workers, on_change=self._task_changed)
+        self._task_listeners: list[Any] = []
+        self.settings_manager.subscribe(self._apply_settings)
+        self._closed = False
+        self.retention = parse_duration(retention) if retention is not None else None
+        self._cleanup_interval = parse_duration(cleanup_interval).total_seconds()
+        self._maintenance_stop = threading.Event()
+        self.buffer.flush()  # connect now if the database answers: settings, INTERRUPTED marks
+        self.buffer.start()
+        if self.retention is not None:
+            threading.Thread(target=self._maintain, name="nbtasklog-cleanup", daemon=True).start()
+        _register_exit(self, handle_signals)
+
+    # ---- start-up ---------------------------------------------------------------------------
+    def _on_first_connect(self) -> None:
+        interrupted = self.store.mark_interrupted(utcnow())
+        if interrupted:
+            log.warning("nbtasklog: %d task(s) were running when their process ended; marked INTERRUPTED", len(interrupted))
+        self.settings_manager.load(self.store.load_settings())
+
+    def _apply_settings(self, settings: Settings) -> None:
+        belief.app_enabled = settings.belief_scope_enabled
+        for state in self.runner.active():
+            state.emitter.min_level = int(state.log_level or settings.task_log_level)
+            state.emitter.belief_scope_enabled = settings.belief_scope_enabled
+        capture.install(int(settings.task_log_level))
+
+    # ---- tasks ------------------------------------------------------------------------------
+    def run_task(
+        self,
+        plugin: Any,
+        params: dict[str, Any] | None = None,
+        *,
+        config: dict[str, Any] | None = None,
+        log_level: object = None,
+    ) -> Task:
+        """Start a task: `plugin` is a registered name, a Plugin (class or instance) or a function.
+
+        `params` must be a JSON object; `config` becomes `context.config`; `log_level` overrides
+        the task_log_level setting for this task.
+        """
+        self._check_open()
+        if isinstance(plugin, str):
+            name, target = plugin, self.registry.get(plugin)
+        else:
+            name, target = plugin_name(plugin), plugin
+        call = as_callable(target)
+        params = {} if params is None else params
+        if not isinstance(params, dict):
+            raise TypeError(f"params must be a dict (a JSON object), not {type(params).__name__}")
+        try:
+            params_json = json.dumps(params, allow_nan=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"params must be JSON-serializable: {error}") from None
+        override = parse_level(log_level) if log_level is not None else None
+        settings = self.settings_manager.current
+        task_id = new_task_id()
+        emitter = TaskEmitter(
+            task_id,
+            self.buffer.append,
+            min_level=override or settings.task_log_level,
+            max_message_bytes=self.max_message_bytes,
+            belief_scope_enabled=settings.belief_scope_enabled,
+        )
+        state = TaskState(task_id, name, json.loads(params_json), params_json, emitter, override)
+        self.runner.submit(state, call, dict(config or {}))
+        return Task(self, task_id)
+
+    def _task_changed(self, state: TaskState) -> None:
+        self.buffer.put_task(state.row())
+        for listener in list(self._task_listeners):
+            try:
+                listener(state)
+            except Exception:
+                log.exception("nbtasklog: task listener failed")
+
+    def on_task_change(self, listener: Any) -> Any:
+        """Call `listener(state)` when a task of this process is created or changes; returns an unsubscribe function."""
+        self._task_listeners.append(listener)
+        return lambda: self._task_listeners.remove(listener) if listener in self._task_listeners else None
+
+    def task(self, task_id: str) -> Task:
+        self.task_info(task_id)  # raises UnknownTaskError
+        return Task(self, task_id)
+
+    def task_info(self, task_id: str) -> dict[str, Any]:
+        state = self.runner.get(task_id)
+        if state is not None:
+            row = state.row()
+            row["params"] = state.params
+            return row
+        with self.buffer.reading():
+            row = self.store.get_task(task_id)
+        if row is None:
+            raise UnknownTaskError(task_id)
+        return row
+
+    def task_result(self, task_id: str) -> Any:
+        state = self.runner.get(task_id)
+        return None if state is None else state.result
+
+    def tasks(self, status: str | list[str] | None = None, plugin: str | None = None,
+              limit: int = 100, before: str | None = None) -> list[Task]:
+        """Tasks, newest first (this process's and stored ones), optionally by status and plugin."""
+        statuses = [status] if isinstance(status, str) else status
+        if statuses:
+            unknown = set(statuses) - {"PENDING", "RUNNING", "SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED"}
+            if unknown:
+                raise ValueError(f"unknown status {', '.join(sorted(unknown))}")
+        with self.buffer.reading():
+            stored = {row["id"]: row for row in self.store.list_tasks(statuses, plugin, before, limit)}
+        for state in self.runner.states():
+            if (not statuses or state.status in statuses) and (not plugin or state.plugin == plugin) \
+                    and (before is None or state.id < before):
+                stored[state.id] = state.row()
+        return [Task(self, task_id) for task_id in sorted(stored, reverse=True)[:limit]]
+
+    def wait(self, task_id: str, timeout: float | None = None) -> None:
+        state = self.runner.get(task_id)
+        if state is not None:
+            if not state.done.wait(timeout):
+                raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+            return
+        wait_until(lambda: self.task_info(task_id)["status"] not in ACTIVE, timeout, f"task {task_id}")
+
+    def cancel(self, task_id: str) -> bool:
+        state = self.runner.get(task_id)
+        if state is None:
+            info = self.task_info(task_id)
+            if info["status"] in ACTIVE:
+                raise TaskActiveError(f"task {task_id} runs in another process; cancel it there")
+            return False
+        if state.status not in ACTIVE:
+            return False
+        self.runner.cancel(state)
+        return True
+
+    def delete_task(self, task_id: str) -> None:
+        """Delete a finished task and all its logs (buffered ones included), in one transaction."""
+        info = self.task_info(task_id)
+        if info["status"] in ACTIVE:
+            raise TaskActiveError(f"task {task_id} is {info['status']}; cancel it and wait before deleting it")
+        self._delete([task_id])
+
+    def _delete(self, task_ids: list[str]) -> None:
+        with self.buffer.reading():
+            if not self.buffer.flush():
+                raise RuntimeError(f"cannot delete while the database is unavailable: {self.buffer.health().last_error}")
+            self.store.delete_tasks(task_ids)
+            for task_id in task_ids:
+                self.runner.forget(task_id)
+
+    def cleanup(self, older_than: timedelta | str) -> list[str]:
+        """Delete finished tasks (and their logs) that ended more than `older_than` ago; returns their ids."""
+        cutoff = datetime.now(timezone.utc) - parse_duration(older_than)
+        self.buffer.flush()
+        ids = [i for i in self.store.finished_before(cutoff) if not (self.runner.get(i) and self.runner.get(i).status in ACTIVE)]
+        if ids:
+            self._delete(ids)
+            log.info("nbtasklog: retention removed %d task(s) older than %s", len(ids), older_than)
+        return ids
+
+    def _maintain(self) -> None:
+        while not self._maintenance_stop.wait(self._cleanup_interval):
+            try:
+                self.cleanup(self.retention)  # type: ignore[arg-type]
+            except Exception as error:
+                log.warning("nbtasklog: periodic cleanup failed, will retry: %s", error)
+
+    # ---- logs -------------------------------------------------------------------------------
+    def logs(self, task_id: str, flt: LogFilter | None = None, **filter: Any) -> LogRecords:
+        """Records of one task matching the filter: the database and the not yet written ones, merged by seq."""
+        flt = flt or make_filter(**filter)
+        self.task_info(task_id)
+        with self.buffer.reading():
+            stored = self.store.query_logs(task_id, flt)
+            unwritten = self.buffer.unwritten(task_id)
+        if not unwritten:
+            return LogRecords(stored)
+        merged = {r.seq: r for r in stored}
+        merged.update((r.seq, r) for r in flt.apply(unwritten))
+        return LogRecords(flt.apply(merged.values()))
+
+    def stats(self, task_id: str) -> dict[str, Any]:
+        self.task_info(task_id)
+        with self.buffer.reading():
+            stats = self.store.log_stats(task_id)
+            unwritten = self.buffer.unwritten(task_id)
+        keys = set(stats["metadata_keys"])
+        for record in unwritten:
+            stats["levels"][record.level] = stats["levels"].get(record.level, 0) + 1
+            stats["sources"][record.source] = stats["sources"].get(record.source, 0) + 1
+            if record.metadata_json:
+                keys.update(json.loads(record.metadata_json))
+        stats["metadata_keys"] = sorted(keys)
+        stats["total"] = sum(stats["levels"].values())
+        return stats
+
+    def follow(self, task_id: str, flt: LogFilter | None = None, poll: float = 0.25, **filter: Any) -> Iterator[LogRecord]:
+        """Matching records in seq order: history, then live records as they are emitted, until the task ends.
+
+        The live queue is subscribed before history is read, and only records past the last seq
+        handed out pass: no gap and no duplicate at the seam.
+        """
+        flt = (flt or make_filter(**filter)).with_limit(None)
+        last = flt.after_seq or 0
+        state = self.runner.get(task_id)
+        if state is None:  # not running here: its history is all there is, until it ends elsewhere
+            while True:
+                done = self.task_info(task_id)["status"] not in ACTIVE
+                for record in self._history(task_id, flt, last):
+                    last = record.seq
+                    yield record
+                if done:
+                    return
+                time.sleep(poll)
+        subscription = Subscription(flt)
+        state.emitter.subscribers.append(subscription)
+        try:
+            for record in self._history(task_id, flt, last):
+                last = record.seq
+                yield record
+            while True:
+                finished = state.done.is_set()
+                batch = subscription.take(timeout=poll)
+                if subscription.lagging:  # fell behind: resume live first, then catch up from the cursor
+                    subscription.resume()
+                    batch = list(self._history(task_id, flt, last))
+                for record in batch:
+                    if record.seq > last:
+                        last = record.seq
+                        yield record
+                if finished and not batch:
+                    return
+        finally:
+            state.emitter.subscribers.remove(subscription)
+
+    def _history(self, task_id: str, flt: LogFilter, after: int) -> Iterator[LogRecord]:
+        page = replace(flt, after_seq=after, limit=PAGE, order="asc")
+        while True:
+            records = self.logs(task_id, page)
+            yield from records
+            if len(records) < PAGE:
+                return
+            page = page.next_page(records)
+
+    # ---- settings, SQL, health ----------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self.settings_manager.current
+
+    def update_settings(self, **changes: object) -> Settings:
+        """Change log_level, task_log_level, belief_scope_enabled; effective at once, persisted."""
+        return self.settings_manager.update(**changes)
+
+    def on_settings_change(self, listener: Any) -> Any:
+        return self.settings_manager.subscribe(listener)
+
+    def sql(self, query: str, *, arrow: bool = False, max_rows: int = 100_000, timeout: float = 30.0) -> Any:
+        """A read-only query over tasks and task_logs; a pandas DataFrame (or a pyarrow Table)."""
+        self.buffer.flush()  # so that what was just logged is there to query
+        with self.buffer.reading():
+            table, truncated = self.store.sql(query, max_rows=max_rows, timeout=timeout)
+        if truncated:
+            import warnings
+
+            warnings.warn(f"nbtasklog.sql: result cut to the first {max_rows} rows", stacklevel=2)
+        return table if arrow else table.to_pandas()
+
+    def health(self) -> Health:
+        return self.buffer.health()
+
+    def flush(self) -> bool:
+        """Write everything buffered now; True when nothing is left waiting."""
+        return self.buffer.flush()
+
+    # ---- shutdown -------------------------------------------------------------------------------
+    def close(self, timeout: float = 10.0) -> None:
+        """Cancel running tasks (waiting up to `timeout` s), then write everything; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._maintenance_stop.set()
+        self.runner.close(timeout)
+        self.buffer.stop(timeout)
+        self.store.close()
+        _engines.discard(self)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this nbtasklog engine is closed")
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<nbtasklog Engine {self.store.url.render_as_string(hide_password=True)}>"
+
+
+# ---- process exit: flush every open engine (atexit, and SIGTERM turned into a normal exit) ----------
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+_exit_hooks_installed = False
+
+
+def _register_exit(engine: Engine, handle_signals: bool) -> None:
+    global _exit_hooks_installed
+    _engines.add(engine)
+    if _exit_hooks_installed:
+        return
+    _exit_hooks_installed = True
+    atexit.register(_close_all)
+    if handle_signals and threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    sys.exit(128 + signum)  # runs atexit, which flushes
+
+
+def _close_all() -> None:
+    for engine in list(_engines):
+        try:
+            engine.close()
+        except Exception:
+            log.exception("nbtasklog: error while closing %r", engine)
+
+
+# ---- the default engine ---------------------------------------------------------------------------
+_default: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def connect(url: str | os.PathLike[str] | None = None, **options: Any) -> Engine:
+    """Open an engine on `url` (any SQLAlchemy URL or a DuckDB file path) and make it the default."""
+    global _default
+    with _default_lock:
+        engine = Engine(url, **options)
+        _default = engine
+    return engine
+
+
+def get_engine() -> Engine:
+    """The default engine, opened on first use."""
+    global _default
+    if _default is None or _default._closed:
+        with _default_lock:
+            if _default is None or _default._closed:
+                _default = Engine()
+    return _default
+

@@ -1,0 +1,282 @@
+"""LogFilter: one description of which records a reader wants, with two faces of one meaning.
+
+`where()` compiles it to SQL for history; `matches()` evaluates it on live records in memory.
+A property test (tests/test_filter_property.py) keeps the two faces equal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from .levels import LEVEL_VALUES, Level, levels_at_or_above, parse_level
+from .record import LogRecord, datetime_to_us, us_to_datetime
+
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]+$")
+MAX_LIMIT = 100_000
+
+
+class FilterError(ValueError):
+    """A filter that cannot be understood; the message says which part and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class MetaCondition:
+    """`path` = value (compared as text, the way JSON-path extraction renders it), or `path` exists."""
+
+    path: tuple[str, ...]
+    value: str | None = None  # None: the key exists (with any value, null included)
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.path)
+
+    def matches(self, metadata: Any) -> bool:
+        node = metadata
+        for part in self.path:
+            if not isinstance(node, dict) or part not in node:
+                return False
+            node = node[part]
+        if self.value is None:
+            return True
+        return node is not None and json_scalar_text(node) == self.value
+
+
+def json_scalar_text(value: Any) -> str:
+    """The text a JSON value compares as: strings raw, everything else as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """Which records of a task to return, in which order, how many, and after which cursor."""
+
+    min_level: Level = Level.DEBUG
+    sources: frozenset[str] | None = None
+    search: str | None = None
+    meta: tuple[MetaCondition, ...] = ()
+    after_seq: int | None = None
+    before_seq: int | None = None
+    since_us: int | None = None
+    until_us: int | None = None
+    order: Literal["asc", "desc"] = "asc"
+    limit: int | None = None
+    _levels: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _search_lower: str | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_levels", levels_at_or_above(self.min_level))
+        object.__setattr__(self, "_search_lower", self.search.lower() if self.search else None)
+
+    # ---- the in-memory face -------------------------------------------------------------
+    def matches(self, record: LogRecord) -> bool:
+        """True when `record` passes every condition except order and limit."""
+        if LEVEL_VALUES[record.level] < self.min_level:
+            return False
+        if self.sources is not None and record.source not in self.sources:
+            return False
+        if self.after_seq is not None and record.seq <= self.after_seq:
+            return False
+        if self.before_seq is not None and record.seq >= self.before_seq:
+            return False
+        if self.since_us is not None and record.timestamp_us < self.since_us:
+            return False
+        if self.until_us is not None and record.timestamp_us >= self.until_us:
+            return False
+        if self._search_lower is not None and self._search_lower not in record.message.lower():
+            return False
+        if self.meta:
+            if record.metadata_json is None:
+                return False
+            metadata = json.loads(record.metadata_json)
+            if not all(condition.matches(metadata) for condition in self.meta):
+                return False
+        return True
+
+    def apply(self, records: Iterable[LogRecord]) -> list[LogRecord]:
+        """Filter, order by seq and cut to the limit: the in-memory twin of a store query."""
+        kept = sorted((r for r in records if self.matches(r)), key=_seq, reverse=self.order == "desc")
+        return kept if self.limit is None else kept[: self.limit]
+
+    # ---- the SQL face ----------------------------------------------------------------------
+    def where(self, table: Any) -> list[Any]:
+        """SQLAlchemy conditions on a `task_logs`-shaped table (task selection is the caller's)."""
+        from sqlalchemy import func
+
+        from .store.schema import json_exists, json_text
+
+        c = table.c
+        conditions: list[Any] = []
+        if self.min_level > Level.DEBUG:
+            conditions.append(c.level.in_(self._levels))
+        if self.sources is not None:
+            conditions.append(c.source.in_(sorted(self.sources)))
+        if self.after_seq is not None:
+            conditions.append(c.seq > self.after_seq)
+        if self.before_seq is not None:
+            conditions.append(c.seq < self.before_seq)
+        if self.since_us is not None:
+            conditions.append(c.timestamp >= us_to_datetime(self.since_us))
+        if self.until_us is not None:
+            conditions.append(c.timestamp < us_to_datetime(self.until_us))
+        if self.search:
+            conditions.append(func.strpos(func.lower(c.message), func.lower(self.search)) > 0)
+        for condition in self.meta:
+            if condition.value is None:
+                conditions.append(json_exists(c.metadata, condition.path))
+            else:
+                conditions.append(json_text(c.metadata, condition.path) == condition.value)
+        return conditions
+
+    def order_by(self, table: Any) -> Any:
+        return table.c.seq.desc() if self.order == "desc" else table.c.seq.asc()
+
+    # ---- paging ------------------------------------------------------------------------------
+    def next_page(self, records: list[LogRecord]) -> LogFilter:
+        """The same filter moved past `records` (keyset paging on seq, never OFFSET)."""
+        if not records:
+            return self
+        last = records[-1].seq
+        return replace(self, before_seq=last) if self.order == "desc" else replace(self, after_seq=last)
+
+    def with_limit(self, limit: int | None) -> LogFilter:
+        return replace(self, limit=limit)
+
+    def to_params(self) -> dict[str, str]:
+        """The query-string form that `make_filter` parses back (used by REST clients)."""
+        params: dict[str, str] = {}
+        if self.min_level > Level.DEBUG:
+            params["level"] = self.min_level.name
+        if self.sources is not None:
+            params["source"] = ",".join(sorted(self.sources))
+        if self.search:
+            params["search"] = self.search
+        for condition in self.meta:
+            params[f"meta.{condition.key}"] = "" if condition.value is None else condition.value
+        for name, value in (("after", self.after_seq), ("before", self.before_seq),
+                            ("since_us", self.since_us), ("until_us", self.until_us), ("limit", self.limit)):
+            if value is not None:
+                params[name] = str(value)
+        if self.order != "asc":
+            params["order"] = self.order
+        return params
+
+
+def _seq(record: LogRecord) -> int:
+    return record.seq
+
+
+def make_filter(
+    level: object = None,
+    source: str | Iterable[str] | None = None,
+    search: str | None = None,
+    meta: Mapping[str, Any] | Iterable[str] | None = None,
+    after: int | None = None,
+    before: int | None = None,
+    since: datetime | int | None = None,
+    until: datetime | int | None = None,
+    order: str = "asc",
+    limit: int | None = None,
+    errors_only: bool = False,
+) -> LogFilter:
+    """Build a LogFilter from user-facing arguments, checking each one.
+
+    `level` means that level and above; `source` is a name, a comma-separated list or an
+    iterable; `meta` maps dotted keys to values (None: the key exists) or is a list of
+    "key=value" / "key" strings. Raises FilterError saying what was wrong.
+    """
+    try:
+        min_level = Level.ERROR if errors_only else (Level.DEBUG if level in (None, "") else parse_level(level))
+    except ValueError as error:
+        raise FilterError(str(error)) from None
+    sources = _parse_sources(source)
+    if search is not None and not isinstance(search, str):
+        raise FilterError(f"search must be text, not {type(search).__name__}")
+    if order not in ("asc", "desc"):
+        raise FilterError(f"order must be 'asc' or 'desc', not {order!r}")
+    return LogFilter(
+        min_level=min_level,
+        sources=sources,
+        search=search or None,
+        meta=parse_meta(meta),
+        after_seq=_parse_int("after", after, minimum=0),
+        before_seq=_parse_int("before", before, minimum=1),
+        since_us=_parse_time("since", since),
+        until_us=_parse_time("until", until),
+        order=order,  # type: ignore[arg-type]
+        limit=_parse_int("limit", limit, minimum=1, maximum=MAX_LIMIT),
+    )
+
+
+def _parse_sources(source: str | Iterable[str] | None) -> frozenset[str] | None:
+    if source is None:
+        return None
+    names = source.split(",") if isinstance(source, str) else list(source)
+    if not all(isinstance(name, str) for name in names):
+        raise FilterError("source must be a name or a list of names")
+    cleaned = frozenset(name.strip() for name in names if name.strip())
+    if not cleaned:
+        raise FilterError("source is empty: give at least one source name")
+    return cleaned
+
+
+def parse_meta(meta: Mapping[str, Any] | Iterable[str] | None) -> tuple[MetaCondition, ...]:
+    """Metadata conditions from {"a.b": value} or ["a.b=value", "key"] (a bare key: it exists)."""
+    if meta is None:
+        return ()
+    if isinstance(meta, str):
+        meta = [meta]
+    items: list[tuple[str, Any]] = []
+    if isinstance(meta, Mapping):
+        items = list(meta.items())
+    else:
+        for text in meta:
+            if not isinstance(text, str):
+                raise FilterError(f"metadata condition must be 'key=value' or 'key', not {text!r}")
+            key, sep, value = text.partition("=")
+            items.append((key, value if sep else None))
+    conditions = []
+    for key, value in items:
+        path = tuple(str(key).strip().split("."))
+        if not all(_KEY_SEGMENT.match(part) for part in path):
+            raise FilterError(
+                f"bad metadata key {key!r}: use letters, digits, '_' or '-', with '.' between nested keys"
+            )
+        conditions.append(MetaCondition(path, None if value is None else json_scalar_text(value)))
+    return tuple(conditions)
+
+
+def _parse_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+        if isinstance(value, float) and number != value:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise FilterError(f"{name} must be a whole number, not {value!r}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise FilterError(f"{name} must be {bound}, not {number}")
+    return number
+
+
+def _parse_time(name: str, value: datetime | int | str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return datetime_to_us(value)
+    if isinstance(value, str):
+        try:
+            return datetime_to_us(datetime.fromisoformat(value))
+        except ValueError:
+            raise FilterError(f"{name} must be an ISO 8601 time, not {value!r}") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise FilterError(f"{name} must be a datetime or ISO 8601 text, not {value!r}")

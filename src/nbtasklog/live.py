@@ -1,0 +1,65 @@
+"""Live readers of a running task: each Subscription has its own filter and a bounded queue."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from .filter import LogFilter
+from .record import LogRecord
+
+
+class Subscription:
+    """Records of one task that match `flt`, as they are emitted.
+
+    The queue holds at most `max_queue` records. A reader that falls that far behind is not slowed
+    down and loses nothing silently: the subscription stops queueing, sets `lagging`, and the reader
+    re-reads from its cursor (the last seq it handled) through the history path, then resumes live.
+    """
+
+    def __init__(self, flt: LogFilter, max_queue: int = 50_000) -> None:
+        self.filter = flt
+        self.max_queue = max_queue
+        self.lagging = False
+        self.closed = False
+        self._queue: deque[LogRecord] = deque()
+        self._ready = threading.Condition(threading.Lock())
+
+    def offer(self, record: LogRecord) -> None:
+        """Called by the emitter for every record of the task (under its lock, so in seq order)."""
+        if self.lagging or not self.filter.matches(record):
+            return
+        with self._ready:
+            if len(self._queue) >= self.max_queue:
+                self.lagging = True
+                self._queue.clear()
+            else:
+                self._queue.append(record)
+            self._ready.notify()
+
+    def set_filter(self, flt: LogFilter) -> None:
+        """Change the filter; records queued under the old one and not matching the new one go."""
+        with self._ready:
+            self.filter = flt
+            kept = [r for r in self._queue if flt.matches(r)]
+            self._queue.clear()
+            self._queue.extend(kept)
+
+    def take(self, timeout: float | None = None) -> list[LogRecord]:
+        """Everything queued, waiting up to `timeout` for at least one record (or a close)."""
+        with self._ready:
+            if not self._queue and not self.closed:
+                self._ready.wait(timeout)
+            items = list(self._queue)
+            self._queue.clear()
+            return items
+
+    def resume(self) -> None:
+        """After re-reading history, start queueing again."""
+        with self._ready:
+            self.lagging = False
+
+    def close(self) -> None:
+        with self._ready:
+            self.closed = True
+            self._ready.notify_all()

@@ -1,0 +1,194 @@
+"""Runner: runs tasks on a bounded pool of worker threads, each in its own context, and keeps their state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from . import capture
+from .context import TaskCancelled, TaskContext, current_context_var, current_emitter
+from .levels import Level
+from .logger import SYSTEM_SOURCE, TaskEmitter, TaskLogger, exception_fields
+
+log = logging.getLogger("nbtasklog.runner")
+
+STATUSES = ("PENDING", "RUNNING", "SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED")
+ACTIVE = ("PENDING", "RUNNING")
+
+
+def new_task_id() -> str:
+    """Ids sort by creation time (keyset paging of task lists, and DuckDB's zone maps on task_id)."""
+    return f"{time.time_ns() // 1000:013x}{secrets.token_hex(4)}"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(eq=False)
+class TaskState:
+    """A task this process runs: its row in the tasks table plus what only the process has."""
+
+    id: str
+    plugin: str
+    params: dict[str, Any]
+    params_json: str
+    emitter: TaskEmitter
+    log_level: Level | None  # a per-task override of the task_log_level setting
+    status: str = "PENDING"
+    created_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+    result: Any = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "plugin": self.plugin,
+            "params": self.params_json,
+            "status": self.status,
+            "created_at": self.created_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "error": self.error,
+            "progress": self.progress,
+            "progress_message": self.progress_message,
+            "log_level": self.log_level.name if self.log_level is not None else None,
+            "record_count": self.emitter.last_seq,
+        }
+
+
+class Runner:
+    """Queues tasks and runs at most `max_workers` at once on daemon threads.
+
+    Daemon threads, not a ThreadPoolExecutor: the executor's exit hook waits for every running task
+    before atexit handlers run, so a long task would block a graceful exit that wants to cancel it.
+    """
+
+    def __init__(self, max_workers: int, on_change: Callable[[TaskState], None]) -> None:
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be at least 1, not {max_workers}")
+        self.max_workers = max_workers
+        self._on_change = on_change
+        self._queue: queue.SimpleQueue[tuple[TaskState, Callable[..., Any], dict[str, Any]] | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        self._states: dict[str, TaskState] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self, task_id: str) -> TaskState | None:
+        return self._states.get(task_id)
+
+    def states(self) -> list[TaskState]:
+        return list(self._states.values())
+
+    def active(self) -> list[TaskState]:
+        return [s for s in self._states.values() if s.status in ACTIVE]
+
+    def forget(self, task_id: str) -> None:
+        self._states.pop(task_id, None)
+
+    def submit(self, state: TaskState, call: Callable[[dict[str, Any], TaskContext], Any], config: dict[str, Any]) -> None:
+        if self._closed:
+            raise RuntimeError("this nbtasklog engine is closed")
+        with self._lock:
+            self._states[state.id] = state
+            if len(self._workers) < self.max_workers and len(self._workers) < len(self.active()):
+                worker = threading.Thread(target=self._work, name=f"nbtasklog-worker-{len(self._workers)}", daemon=True)
+                self._workers.append(worker)
+                worker.start()
+        self._on_change(state)
+        self._queue.put((state, call, config))
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            state, call, config = item
+            contextvars.copy_context().run(self._execute, state, call, config)
+
+    def _execute(self, state: TaskState, call: Callable[..., Any], config: dict[str, Any]) -> None:
+        system = TaskLogger(state.emitter, SYSTEM_SOURCE)
+        if state.cancel_event.is_set():
+            system.warning("Task cancelled before it started")
+            self._finish(state, "CANCELLED", "cancelled before it started")
+            return
+        state.status, state.started_at = "RUNNING", utcnow()
+        self._on_change(state)
+        capture.install(state.emitter.min_level)
+        context = TaskContext(state.id, TaskLogger(state.emitter), config, state.cancel_event,
+                              lambda fraction, message: self._progress(state, fraction, message))
+        current_emitter.set(state.emitter)
+        current_context_var.set(context)
+        system.info("Task started: %s", state.plugin, plugin=state.plugin, params=state.params)
+        started = time.perf_counter()
+        try:
+            result = call(state.params, context)
+            if inspect.isawaitable(result):
+                result = asyncio.run(_awaited(result))
+        except TaskCancelled as exc:
+            capture.finish_streams(state.emitter)
+            system.warning("Task cancelled after %.2f s", time.perf_counter() - started)
+            self._finish(state, "CANCELLED", str(exc) or "cancelled")
+        except BaseException as exc:  # the plugin's failure, whatever it is, is the task's, not the worker's
+            capture.finish_streams(state.emitter)
+            error = f"{type(exc).__name__}: {exc}"
+            system.error("Task failed after %.2f s: %s", time.perf_counter() - started, error, **exception_fields(exc))
+            self._finish(state, "FAILED", error)
+        else:
+            capture.finish_streams(state.emitter)
+            state.result = result
+            system.info("Task succeeded in %.2f s", time.perf_counter() - started)
+            self._finish(state, "SUCCESS", None)
+
+    def _progress(self, state: TaskState, fraction: float, message: str | None) -> None:
+        state.progress, state.progress_message = fraction, message
+        self._on_change(state)
+
+    def _finish(self, state: TaskState, status: str, error: str | None) -> None:
+        if state.done.is_set():  # already marked INTERRUPTED at exit; the late ending changes nothing
+            return
+        state.status, state.error, state.finished_at = status, error, utcnow()
+        if status == "SUCCESS":
+            state.progress = 1.0
+        self._on_change(state)
+        state.done.set()
+
+    def cancel(self, state: TaskState) -> None:
+        state.cancel_event.set()
+        self._on_change(state)
+
+    def close(self, timeout: float) -> None:
+        """Ask every task to stop, wait up to `timeout` s, and mark the ones still going INTERRUPTED."""
+        self._closed = True
+        for state in self.active():
+            state.cancel_event.set()
+        deadline = time.monotonic() + timeout
+        for state in self.active():
+            state.done.wait(max(0.0, deadline - time.monotonic()))
+        for state in self.active():
+            system = TaskLogger(state.emitter, SYSTEM_SOURCE)
+            system.error("Task interrupted: the process is exiting")
+            self._finish(state, "INTERRUPTED", "the process exited before the task finished")
+        for _ in self._workers:
+            self._queue.put(None)
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable

@@ -1,0 +1,1 @@
+"""Persistence: the SQLAlchemy schema, the Store that reads and writes it, and the write buffer."""

@@ -1,0 +1,170 @@
+"""The three tables (tasks, task_logs, settings) and the per-dialect JSON functions filters compile to.
+
+Tables are declared in code, never reflected: duckdb-engine's reflection fails on SQLAlchemy 2.1.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Sequence,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.types import Boolean, UserDefinedType
+
+metadata = MetaData()
+
+
+class JSONText(UserDefinedType):
+    """JSON kept as text: DuckDB's JSON, PostgreSQL's JSONB, TEXT elsewhere. Values go in as str."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "TEXT"
+
+
+@compiles(JSONText, "duckdb")
+def _json_duckdb(element: JSONText, compiler: object, **kw: object) -> str:
+    return "JSON"
+
+
+@compiles(JSONText, "postgresql")
+def _json_postgresql(element: JSONText, compiler: object, **kw: object) -> str:
+    return "JSONB"
+
+
+# DuckDB needs an explicit sequence for an integer key (it has no SERIAL).
+task_log_id = Sequence("task_logs_id_seq", metadata=metadata)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("plugin", String(255), nullable=False),
+    Column("params", JSONText),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("error", Text),
+    Column("progress", Float),
+    Column("progress_message", Text),
+    Column("log_level", String(16)),
+    Column("record_count", BigInteger),
+)
+
+task_logs = Table(
+    "task_logs",
+    metadata,
+    Column("id", BigInteger, task_log_id, primary_key=True, server_default=task_log_id.next_value()),
+    Column("task_id", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("timestamp", DateTime(timezone=True), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("source", String(255), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("metadata", JSONText),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+schema_version = Table(
+    "nbtasklog_schema",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+)
+SCHEMA_VERSION = 1
+
+# DuckDB scans with zone maps and needs no index here (an ART index would slow bulk inserts);
+# other databases get one on (task_id, seq), the key of every log query.
+Index("ix_task_logs_task_seq", task_logs.c.task_id, task_logs.c.seq).ddl_if(dialect="postgresql")
+Index("ix_tasks_status", tasks.c.status).ddl_if(dialect="postgresql")
+
+LOG_COLUMNS = ("task_id", "seq", "timestamp", "level", "source", "message", "metadata")
+
+
+# ---- JSON paths, per dialect -----------------------------------------------------------------
+class json_text(FunctionElement):
+    """The value at a key path of a JSON column as text (NULL when absent or JSON null)."""
+
+    type = Text()
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement, path: tuple[str, ...]) -> None:
+        self.path = path
+        super().__init__(column)
+
+
+class json_exists(FunctionElement):
+    """True when a key path is present in a JSON column."""
+
+    type = Boolean()
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement, path: tuple[str, ...]) -> None:
+        self.path = path
+        super().__init__(column)
+
+
+def _dollar_path(path: tuple[str, ...]) -> str:
+    # Keys are checked by the filter to be [A-Za-z0-9_-]+, so quoting each one is enough.
+    return "$" + "".join(f'."{part}"' for part in path)
+
+
+def _column(element: FunctionElement, compiler: object, **kw: object) -> str:
+    return compiler.process(list(element.clauses)[0], **kw)  # type: ignore[attr-defined]
+
+
+def _literal(compiler: object, value: str, **kw: object) -> str:
+    from sqlalchemy import literal
+
+    return compiler.process(literal(value), **kw)  # type: ignore[attr-defined]
+
+
+@compiles(json_text)
+def _json_text_default(element: json_text, compiler: object, **kw: object) -> str:
+    return f"json_extract_string({_column(element, compiler, **kw)}, {_literal(compiler, _dollar_path(element.path), **kw)})"
+
+
+@compiles(json_exists)
+def _json_exists_default(element: json_exists, compiler: object, **kw: object) -> str:
+    return f"json_exists({_column(element, compiler, **kw)}, {_literal(compiler, _dollar_path(element.path), **kw)})"
+
+
+@compiles(json_text, "postgresql")
+def _json_text_postgresql(element: json_text, compiler: object, **kw: object) -> str:
+    path = "{" + ",".join(element.path) + "}"
+    return f"({_column(element, compiler, **kw)} #>> {_literal(compiler, path, **kw)})"
+
+
+@compiles(json_exists, "postgresql")
+def _json_exists_postgresql(element: json_exists, compiler: object, **kw: object) -> str:
+    path = "{" + ",".join(element.path) + "}"
+    return f"({_column(element, compiler, **kw)} #> {_literal(compiler, path, **kw)} IS NOT NULL)"
+
+
+@compiles(json_text, "sqlite")
+def _json_text_sqlite(element: json_text, compiler: object, **kw: object) -> str:
+    # json_extract gives numbers back as numbers; CAST renders them as text like the others.
+    return f"CAST(json_extract({_column(element, compiler, **kw)}, {_literal(compiler, _dollar_path(element.path), **kw)}) AS TEXT)"
+
+
+@compiles(json_exists, "sqlite")
+def _json_exists_sqlite(element: json_exists, compiler: object, **kw: object) -> str:
+    return f"(json_type({_column(element, compiler, **kw)}, {_literal(compiler, _dollar_path(element.path), **kw)}) IS NOT NULL)"
