@@ -68,3 +68,10 @@ def cleanup(older_than: Any) -> list[str]:
 
 def health() -> Health:
     return get_engine().health()
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    """Where jupyter-server finds the extension (enabled by the config file the wheel installs)."""
+    from .server import NbTaskLogApp
+
+    return [{"module": "nbtasklog.server", "app": NbTaskLogApp}]

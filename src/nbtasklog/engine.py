@@ -15,7 +15,6 @@ import re
 import signal
 import sys
 import threading
-import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import replace
@@ -117,6 +116,8 @@ class Engine:
         )
         self.runner = Runner(max_workers, on_change=self._task_changed)
         self._task_listeners: list[Any] = []
+        # Live readers per task id, for tasks run here and tasks whose records arrive by ingest().
+        self._live: dict[str, list[Subscription]] = {}
         self.settings_manager.subscribe(self._apply_settings)
         self._closed = False
         self.retention = parse_duration(retention) if retention is not None else None
@@ -179,20 +180,46 @@ class Engine:
             max_message_bytes=self.max_message_bytes,
             belief_scope_enabled=settings.belief_scope_enabled,
         )
+        emitter.subscribers = self._live.setdefault(task_id, [])
         state = TaskState(task_id, name, json.loads(params_json), params_json, emitter, override)
         self.runner.submit(state, call, dict(config or {}))
         return Task(self, task_id)
 
     def _task_changed(self, state: TaskState) -> None:
-        self.buffer.put_task(state.row())
+        row = state.row()
+        self.buffer.put_task(row)
+        if state.status not in ACTIVE and not self._live.get(state.id):
+            self._live.pop(state.id, None)
+        self._notify(dict(row, params=state.params))
+
+    def _notify(self, row: dict[str, Any]) -> None:
         for listener in list(self._task_listeners):
             try:
-                listener(state)
+                listener(row)
             except Exception:
                 log.exception("nbtasklog: task listener failed")
 
+    def ingest(self, task_rows: list[dict[str, Any]], records: list[LogRecord]) -> None:
+        """Take task rows and records made elsewhere (a kernel running a notebook-defined plugin).
+
+        They are buffered and written like this process's own, and offered to live readers.
+        Tasks run by this process cannot be written to from outside.
+        """
+        for task_id in {row["id"] for row in task_rows} | {r.task_id for r in records}:
+            if self.runner.get(task_id) is not None:
+                raise TaskActiveError(f"task {task_id} is run by this server; its log cannot be written from outside")
+        for row in task_rows:
+            self.buffer.put_task(row)
+        for record in records:
+            self.buffer.append(record)
+            for subscriber in self._live.get(record.task_id, ()):
+                subscriber.offer(record)
+        for row in task_rows:
+            params = row.get("params")
+            self._notify(dict(row, params=json.loads(params) if isinstance(params, str) else params))
+
     def on_task_change(self, listener: Any) -> Any:
-        """Call `listener(state)` when a task of this process is created or changes; returns an unsubscribe function."""
+        """Call `listener(row)` with the task's row when a task is created or changes; returns an unsubscribe function."""
         self._task_listeners.append(listener)
         return lambda: self._task_listeners.remove(listener) if listener in self._task_listeners else None
 
@@ -266,6 +293,8 @@ class Engine:
             self.store.delete_tasks(task_ids)
             for task_id in task_ids:
                 self.runner.forget(task_id)
+        for task_id in task_ids:
+            self._notify({"id": task_id, "deleted": True})
 
     def cleanup(self, older_than: timedelta | str) -> list[str]:
         """Delete finished tasks (and their logs) that ended more than `older_than` ago; returns their ids."""
@@ -322,27 +351,19 @@ class Engine:
         flt = (flt or make_filter(**filter)).with_limit(None)
         last = flt.after_seq or 0
         state = self.runner.get(task_id)
-        if state is None:  # not running here: its history is all there is, until it ends elsewhere
-            while True:
-                done = self.task_info(task_id)["status"] not in ACTIVE
-                for record in self._history(task_id, flt, last):
-                    last = record.seq
-                    yield record
-                if done:
-                    return
-                time.sleep(poll)
-        subscription = Subscription(flt)
-        state.emitter.subscribers.append(subscription)
+        subscription = self.subscribe(task_id, Subscription(flt))
         try:
-            for record in self._history(task_id, flt, last):
+            for record in self.history(task_id, flt, last):
                 last = record.seq
                 yield record
             while True:
-                finished = state.done.is_set()
+                finished = state.done.is_set() if state is not None else self.task_info(task_id)["status"] not in ACTIVE
                 batch = subscription.take(timeout=poll)
-                if subscription.lagging:  # fell behind: resume live first, then catch up from the cursor
+                if subscription.lagging or (state is None and not batch):
+                    # Fell behind, or a task whose records may come another way: resume live first,
+                    # then catch up from the cursor through history.
                     subscription.resume()
-                    batch = list(self._history(task_id, flt, last))
+                    batch = list(self.history(task_id, flt, last))
                 for record in batch:
                     if record.seq > last:
                         last = record.seq
@@ -350,9 +371,27 @@ class Engine:
                 if finished and not batch:
                     return
         finally:
-            state.emitter.subscribers.remove(subscription)
+            self.unsubscribe(task_id, subscription)
 
-    def _history(self, task_id: str, flt: LogFilter, after: int) -> Iterator[LogRecord]:
+    def subscribe(self, task_id: str, subscription: Subscription) -> Subscription:
+        """Offer `subscription` every record of the task emitted or ingested from now on."""
+        self._live.setdefault(task_id, []).append(subscription)
+        return subscription
+
+    def unsubscribe(self, task_id: str, subscription: Subscription) -> None:
+        subscribers = self._live.get(task_id)
+        if subscribers is not None and subscription in subscribers:
+            subscribers.remove(subscription)
+            state = self.runner.get(task_id)
+            if not subscribers and (state is None or state.status not in ACTIVE):
+                self._live.pop(task_id, None)
+
+    def is_finished(self, task_id: str) -> bool:
+        state = self.runner.get(task_id)
+        return state.done.is_set() if state is not None else self.task_info(task_id)["status"] not in ACTIVE
+
+    def history(self, task_id: str, flt: LogFilter, after: int) -> Iterator[LogRecord]:
+        """Every stored or buffered record matching `flt` past seq `after`, in pages, in seq order."""
         page = replace(flt, after_seq=after, limit=PAGE, order="asc")
         while True:
             records = self.logs(task_id, page)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from .filter import LogFilter
 from .record import LogRecord
@@ -17,9 +18,10 @@ class Subscription:
     re-reads from its cursor (the last seq it handled) through the history path, then resumes live.
     """
 
-    def __init__(self, flt: LogFilter, max_queue: int = 50_000) -> None:
+    def __init__(self, flt: LogFilter, max_queue: int = 50_000, on_ready: Callable[[], None] | None = None) -> None:
         self.filter = flt
         self.max_queue = max_queue
+        self.on_ready = on_ready  # called when the queue stops being empty (for event loops)
         self.lagging = False
         self.closed = False
         self._queue: deque[LogRecord] = deque()
@@ -30,12 +32,15 @@ class Subscription:
         if self.lagging or not self.filter.matches(record):
             return
         with self._ready:
+            was_empty = not self._queue
             if len(self._queue) >= self.max_queue:
                 self.lagging = True
                 self._queue.clear()
             else:
                 self._queue.append(record)
             self._ready.notify()
+        if was_empty and self.on_ready is not None:
+            self.on_ready()
 
     def set_filter(self, flt: LogFilter) -> None:
         """Change the filter; records queued under the old one and not matching the new one go."""
@@ -63,3 +68,5 @@ class Subscription:
         with self._ready:
             self.closed = True
             self._ready.notify_all()
+        if self.on_ready is not None:
+            self.on_ready()
