@@ -15,6 +15,7 @@ import re
 import signal
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import replace
@@ -27,8 +28,9 @@ from .filter import LogFilter, make_filter
 from .levels import parse_level
 from .live import Subscription
 from .logger import DEFAULT_MAX_MESSAGE_BYTES, TaskEmitter
-from .plugins import Registry, as_callable, plugin_name, registry as default_registry
+from .plugins import Registry, UnknownPluginError, as_callable, plugin_name, registry as default_registry
 from .record import LogRecord
+from .remote import RemoteStore, ServerConnection, ServerError, discover_server
 from .runner import ACTIVE, Runner, TaskState, new_task_id, utcnow
 from .settings import Settings, SettingsManager
 from .store.buffer import Health, WriteBuffer
@@ -38,6 +40,7 @@ from .task import LogRecords, Task, wait_until
 log = logging.getLogger("nbtasklog")
 
 PAGE = 10_000  # records per history page when a reader walks a whole log
+LEASE = 60.0  # seconds an ingested task may stay silent before it is marked INTERRUPTED
 
 
 class UnknownTaskError(LookupError):
@@ -91,6 +94,7 @@ class Engine:
         self,
         url: str | os.PathLike[str] | None = None,
         *,
+        store: Store | RemoteStore | None = None,
         flush_interval: float = 2.0,
         flush_size: int = 20_000,
         buffer_cap: int = 500_000,
@@ -102,10 +106,15 @@ class Engine:
         registry: Registry | None = None,
         handle_signals: bool = True,
     ) -> None:
-        self.store = Store(url if url is not None else default_database())
+        self.store = store if store is not None else Store(url if url is not None else default_database())
+        # Remote: a Jupyter server owns the database; this process runs only the tasks defined in it.
+        self.remote = isinstance(self.store, RemoteStore)
         self.registry = registry or default_registry
         self.max_message_bytes = max_message_bytes
-        self.settings_manager = SettingsManager(persist=lambda values: self.buffer.put_settings(values))
+        self.settings_manager = SettingsManager(
+            persist=self.store.write_settings if self.remote else self.buffer_settings,
+            track_local_changes=not self.remote,
+        )
         self.buffer = WriteBuffer(
             self.store,
             Path(spill_dir) if spill_dir else _spill_dir_for(self.store.url),
@@ -123,11 +132,14 @@ class Engine:
         self.retention = parse_duration(retention) if retention is not None else None
         self._cleanup_interval = parse_duration(cleanup_interval).total_seconds()
         self._maintenance_stop = threading.Event()
+        self._external_seen: dict[str, float] = {}  # ingested tasks still active -> last contact
         self.buffer.flush()  # connect now if the database answers: settings, INTERRUPTED marks
         self.buffer.start()
-        if self.retention is not None:
-            threading.Thread(target=self._maintain, name="nbtasklog-cleanup", daemon=True).start()
+        threading.Thread(target=self._maintain, name="nbtasklog-maintenance", daemon=True).start()
         _register_exit(self, handle_signals)
+
+    def buffer_settings(self, values: dict[str, str]) -> None:
+        self.buffer.put_settings(values)
 
     # ---- start-up ---------------------------------------------------------------------------
     def _on_first_connect(self) -> None:
@@ -158,6 +170,8 @@ class Engine:
         the task_log_level setting for this task.
         """
         self._check_open()
+        if self.remote and isinstance(plugin, str) and not self.registry.is_runtime(plugin):
+            return self._submit_to_server(plugin, params, log_level)
         if isinstance(plugin, str):
             name, target = plugin, self.registry.get(plugin)
         else:
@@ -185,6 +199,19 @@ class Engine:
         self.runner.submit(state, call, dict(config or {}))
         return Task(self, task_id)
 
+    def _submit_to_server(self, plugin: str, params: Any, log_level: object) -> Task:
+        """A registered plugin runs in the server process, which owns the store."""
+        level = parse_level(log_level).name if log_level is not None else None
+        try:
+            row = self.store.submit(plugin, params if params is not None else {}, level)  # type: ignore[union-attr]
+        except ServerError as error:
+            if error.status == 404:
+                raise UnknownPluginError(plugin, [p["name"] for p in self.store.plugins()]) from None  # type: ignore[union-attr]
+            if error.status == 400:
+                raise ValueError(str(error)) from None
+            raise
+        return Task(self, row["id"])
+
     def _task_changed(self, state: TaskState) -> None:
         row = state.row()
         self.buffer.put_task(row)
@@ -205,10 +232,14 @@ class Engine:
         They are buffered and written like this process's own, and offered to live readers.
         Tasks run by this process cannot be written to from outside.
         """
+        now = time.monotonic()
         for task_id in {row["id"] for row in task_rows} | {r.task_id for r in records}:
             if self.runner.get(task_id) is not None:
                 raise TaskActiveError(f"task {task_id} is run by this server; its log cannot be written from outside")
+            self._external_seen[task_id] = now
         for row in task_rows:
+            if row.get("status") not in ACTIVE:
+                self._external_seen.pop(row["id"], None)
             self.buffer.put_task(row)
         for record in records:
             self.buffer.append(record)
@@ -234,9 +265,11 @@ class Engine:
             row["params"] = state.params
             return row
         with self.buffer.reading():
-            row = self.store.get_task(task_id)
+            row = self.buffer.unwritten_tasks().get(task_id) or self.store.get_task(task_id)
         if row is None:
             raise UnknownTaskError(task_id)
+        if isinstance(row.get("params"), str):
+            row["params"] = json.loads(row["params"])
         return row
 
     def task_result(self, task_id: str) -> Any:
@@ -253,10 +286,11 @@ class Engine:
                 raise ValueError(f"unknown status {', '.join(sorted(unknown))}")
         with self.buffer.reading():
             stored = {row["id"]: row for row in self.store.list_tasks(statuses, plugin, before, limit)}
-        for state in self.runner.states():
-            if (not statuses or state.status in statuses) and (not plugin or state.plugin == plugin) \
-                    and (before is None or state.id < before):
-                stored[state.id] = state.row()
+            rows = list(self.buffer.unwritten_tasks().values()) + [state.row() for state in self.runner.states()]
+        for row in rows:  # not yet written: ingested ones, and this process's own
+            if (not statuses or row["status"] in statuses) and (not plugin or row["plugin"] == plugin) \
+                    and (before is None or row["id"] < before):
+                stored[row["id"]] = row
         return [Task(self, task_id) for task_id in sorted(stored, reverse=True)[:limit]]
 
     def wait(self, task_id: str, timeout: float | None = None) -> None:
@@ -271,9 +305,11 @@ class Engine:
         state = self.runner.get(task_id)
         if state is None:
             info = self.task_info(task_id)
-            if info["status"] in ACTIVE:
-                raise TaskActiveError(f"task {task_id} runs in another process; cancel it there")
-            return False
+            if info["status"] not in ACTIVE:
+                return False
+            if self.remote:
+                return self.store.cancel(task_id)  # type: ignore[union-attr]
+            raise TaskActiveError(f"task {task_id} runs in another process; cancel it there")
         if state.status not in ACTIVE:
             return False
         self.runner.cancel(state)
@@ -299,6 +335,8 @@ class Engine:
     def cleanup(self, older_than: timedelta | str) -> list[str]:
         """Delete finished tasks (and their logs) that ended more than `older_than` ago; returns their ids."""
         cutoff = datetime.now(timezone.utc) - parse_duration(older_than)
+        if self.remote:
+            return self.store.cleanup(f"{parse_duration(older_than).total_seconds()}s")  # type: ignore[union-attr]
         self.buffer.flush()
         ids = [i for i in self.store.finished_before(cutoff) if not (self.runner.get(i) and self.runner.get(i).status in ACTIVE)]
         if ids:
@@ -307,11 +345,38 @@ class Engine:
         return ids
 
     def _maintain(self) -> None:
-        while not self._maintenance_stop.wait(self._cleanup_interval):
+        """Once a second: follow the server's settings (remote), renew leases of this process's
+        tasks (remote), expire ingested tasks whose process went silent, run retention when due."""
+        next_cleanup = time.monotonic() + self._cleanup_interval
+        next_lease = 0.0
+        while not self._maintenance_stop.wait(1.0):
+            now = time.monotonic()
             try:
-                self.cleanup(self.retention)  # type: ignore[arg-type]
+                if self.remote:
+                    self.settings_manager.load(self.store.load_settings())
+                    if now >= next_lease:
+                        next_lease = now + LEASE / 4
+                        for state in self.runner.active():
+                            self.buffer.put_task(state.row())
+                self._expire_external(now)
+                if self.retention is not None and now >= next_cleanup:
+                    next_cleanup = now + self._cleanup_interval
+                    self.cleanup(self.retention)
             except Exception as error:
-                log.warning("nbtasklog: periodic cleanup failed, will retry: %s", error)
+                log.debug("nbtasklog: maintenance step failed, will retry: %s", error)
+
+    def _expire_external(self, now: float) -> None:
+        for task_id, seen in list(self._external_seen.items()):
+            if now - seen < LEASE:
+                continue
+            self._external_seen.pop(task_id, None)
+            row = self.task_info(task_id)
+            if row["status"] in ACTIVE:
+                row.update(status="INTERRUPTED", finished_at=utcnow(),
+                           error=f"the process running this task stopped answering for {LEASE:.0f} s")
+                row["params"] = json.dumps(row["params"])
+                self.buffer.put_task(row)
+                self._notify(dict(row, params=json.loads(row["params"])))
 
     # ---- logs -------------------------------------------------------------------------------
     def logs(self, task_id: str, flt: LogFilter | None = None, **filter: Any) -> LogRecords:
@@ -490,21 +555,48 @@ _default: Engine | None = None
 _default_lock = threading.Lock()
 
 
-def connect(url: str | os.PathLike[str] | None = None, **options: Any) -> Engine:
-    """Open an engine on `url` (any SQLAlchemy URL or a DuckDB file path) and make it the default."""
+def connect(url: str | os.PathLike[str] | None = None, *, token: str | None = None, **options: Any) -> Engine:
+    """Open an engine and make it the default.
+
+    `url`: a SQLAlchemy URL or a DuckDB file path (this process owns the store), or the http(s) URL
+    of a Jupyter server with the nbtasklog extension (the server owns it). Without `url`: the
+    server from NBTASKLOG_SERVER_URL or the Jupyter server that started this kernel, if any;
+    else NBTASKLOG_DB, else the default DuckDB file.
+    """
     global _default
     with _default_lock:
-        engine = Engine(url, **options)
-        _default = engine
-    return engine
+        if _default is not None:
+            _default.close()
+        _default = _open(url, token, **options)
+        return _default
+
+
+def _open(url: str | os.PathLike[str] | None, token: str | None = None, **options: Any) -> Engine:
+    text = os.fspath(url) if url is not None else None
+    if text is not None and text.startswith(("http://", "https://")):
+        connection = ServerConnection(text, token if token is not None else os.environ.get("NBTASKLOG_SERVER_TOKEN", ""))
+        if connection.alive() is None:
+            raise ConnectionError(f"no nbtasklog server answers at {text} (is the extension enabled, the token right?)")
+        return _remote_engine(connection, **options)
+    if text is None:
+        connection = discover_server()
+        if connection is not None:
+            return _remote_engine(connection, **options)
+    return Engine(text, **options)
+
+
+def _remote_engine(connection: ServerConnection, **options: Any) -> Engine:
+    # Short flushes: records of a task run here reach the server's viewers quickly.
+    options.setdefault("flush_interval", 0.25)
+    return Engine(store=RemoteStore(connection), **options)
 
 
 def get_engine() -> Engine:
-    """The default engine, opened on first use."""
+    """The default engine, opened on first use (see connect for how it is chosen)."""
     global _default
     if _default is None or _default._closed:
         with _default_lock:
             if _default is None or _default._closed:
-                _default = Engine()
+                _default = _open(None)
     return _default
 

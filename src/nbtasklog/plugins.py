@@ -111,6 +111,7 @@ class Registry:
     def __init__(self) -> None:
         self._plugins: dict[str, Any] = {}
         self._entry_points_loaded = False
+        self._runtime: set[str] = set()
         self._lock = threading.Lock()
 
     def register(self, plugin: Any = None, *, name: str | None = None) -> Any:
@@ -121,11 +122,17 @@ class Registry:
         as_callable(plugin)  # fail now, not when the task runs, if it is not a plugin at all
         with self._lock:
             self._plugins[key] = plugin
+            self._runtime.add(key)
         return plugin
+
+    def is_runtime(self, name: str) -> bool:
+        """True for a plugin registered in this process with register() (not an entry point)."""
+        return name in self._runtime
 
     def unregister(self, name: str) -> None:
         with self._lock:
             self._plugins.pop(name, None)
+            self._runtime.discard(name)
 
     def _load_entry_points(self) -> None:
         if self._entry_points_loaded:

@@ -60,12 +60,15 @@ def parse_settings(current: Settings, changes: Mapping[str, object]) -> Settings
 class SettingsManager:
     """Holds the current Settings; `update` checks, applies at once, tells listeners, and queues the write."""
 
-    def __init__(self, persist: Callable[[dict[str, str]], None]) -> None:
+    def __init__(self, persist: Callable[[dict[str, str]], None], track_local_changes: bool = True) -> None:
         self._current = Settings()
         self._persist = persist
         self._listeners: list[Callable[[Settings], None]] = []
         self._lock = threading.Lock()
-        self._changed_here: set[str] = set()  # changed in this process: newer than what is stored
+        # Changed in this process but maybe not stored yet: newer than what load() reads. Not
+        # needed when persist writes through at once (a remote server).
+        self._track_local = track_local_changes
+        self._changed_here: set[str] = set()
 
     @property
     def current(self) -> Settings:
@@ -75,16 +78,19 @@ class SettingsManager:
         """Apply what the database holds (called once the database answers); bad rows are ignored."""
         known = {k: v for k, v in stored.items() if k in SETTING_NAMES and k not in self._changed_here}
         try:
-            self._apply(parse_settings(self._current, known))
+            new = parse_settings(self._current, known)
+            if new != self._current:
+                self._apply(new)
         except ValueError as error:
             log.warning("nbtasklog: ignoring stored settings: %s", error)
 
     def update(self, **changes: object) -> Settings:
         with self._lock:
             new = parse_settings(self._current, changes)
-            self._changed_here.update(changes)
-            self._apply(new)
             self._persist({k: v for k, v in new.to_strings().items() if k in changes})
+            if self._track_local:
+                self._changed_here.update(changes)
+            self._apply(new)
         return new
 
     def _apply(self, new: Settings) -> None:

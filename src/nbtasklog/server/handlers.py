@@ -435,6 +435,16 @@ def _task_row(row: Any) -> dict[str, Any]:
     return out
 
 
+class CleanupHandler(BaseHandler):
+    @web.authenticated
+    @authorized("write")
+    async def post(self) -> None:
+        older_than = self.body_json().get("older_than")
+        if not isinstance(older_than, str) or not older_than:
+            raise web.HTTPError(400, 'give the age: {"older_than": "30d"}')
+        self.send({"deleted": await self.call(self.engine.cleanup, older_than)})
+
+
 class OpenAPIHandler(BaseHandler):
     @web.authenticated
     @authorized
@@ -460,5 +470,6 @@ def routes() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
         (rf"/{API}/sql", SQLHandler),
         (rf"/{API}/health", HealthHandler),
         (rf"/{API}/ingest", IngestHandler),
+        (rf"/{API}/cleanup", CleanupHandler),
         (rf"/{API}/openapi.json", OpenAPIHandler),
     ]

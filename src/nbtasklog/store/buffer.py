@@ -106,6 +106,9 @@ class WriteBuffer:
         self._last_error_at: datetime | None = None
         self._last_flush_at: datetime | None = None
         self._flushed_total = 0
+        # pyarrow imports pandas lazily the first time it builds an array; at interpreter exit that
+        # import fails ("can't register atexit after shutdown"), so make it happen now.
+        _to_arrow([LogRecord("", 0, 0, "INFO", "", "", None)])
         self._load_spill()
 
     # ---- producers ----------------------------------------------------------------------------
@@ -290,6 +293,11 @@ class WriteBuffer:
             found.extend(arrow_to_records(table.filter(pc.equal(table.column("task_id"), task_id))))
         found.extend(queued)
         return found
+
+    def unwritten_tasks(self) -> dict[str, dict[str, Any]]:
+        """Task rows queued but not yet in the database, by id."""
+        with self._lock:
+            return {task_id: dict(row) for task_id, row in self._tasks.items()}
 
     def reading(self) -> threading.RLock:
         """A lock that keeps writes out while a reader combines the database and the buffer."""
