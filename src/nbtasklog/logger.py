@@ -16,6 +16,7 @@ from typing import Any
 from .levels import Level, parse_level
 from .record import LogRecord, metadata_to_json
 
+_new_tuple = tuple.__new__
 DEFAULT_SOURCE = "plugin"
 SYSTEM_SOURCE = "system"
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
@@ -60,7 +61,8 @@ class TaskEmitter:
         timestamp = time_ns() // 1000
         with self._lock:
             self._seq += 1
-            record = LogRecord(self.task_id, self._seq, timestamp, level, source, msg, meta)  # type: ignore[arg-type]
+            # tuple.__new__ directly: a NamedTuple's own __new__ is Python code (~0.3 µs here).
+            record = _new_tuple(LogRecord, (self.task_id, self._seq, timestamp, level, source, msg, meta))
             self._sink(record)
             for subscriber in self.subscribers:
                 subscriber.offer(record)
@@ -121,20 +123,20 @@ class TaskLogger:
 
     def debug(self, msg: object, /, *args: object, **metadata: Any) -> None:
         if self._emitter.min_level <= 10:
-            self._emitter.emit("DEBUG", self.source, msg, args, _exc(metadata))
+            self._emitter.emit("DEBUG", self.source, msg, args, _exc(metadata) if metadata else None)
 
     def info(self, msg: object, /, *args: object, **metadata: Any) -> None:
         if self._emitter.min_level <= 20:
-            self._emitter.emit("INFO", self.source, msg, args, _exc(metadata))
+            self._emitter.emit("INFO", self.source, msg, args, _exc(metadata) if metadata else None)
 
     def warning(self, msg: object, /, *args: object, **metadata: Any) -> None:
         if self._emitter.min_level <= 30:
-            self._emitter.emit("WARNING", self.source, msg, args, _exc(metadata))
+            self._emitter.emit("WARNING", self.source, msg, args, _exc(metadata) if metadata else None)
 
     warn = warning
 
     def error(self, msg: object, /, *args: object, **metadata: Any) -> None:
-        self._emitter.emit("ERROR", self.source, msg, args, _exc(metadata))
+        self._emitter.emit("ERROR", self.source, msg, args, _exc(metadata) if metadata else None)
 
     critical = error
 
@@ -158,7 +160,7 @@ class TaskLogger:
 
 def _exc(metadata: dict[str, Any]) -> dict[str, Any]:
     """Turn a stdlib-style exc_info=... argument into exception fields of the metadata."""
-    if metadata and "exc_info" in metadata:
+    if "exc_info" in metadata:
         exc_info = metadata.pop("exc_info")
         if exc_info:
             if isinstance(exc_info, BaseException):

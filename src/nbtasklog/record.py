@@ -64,6 +64,10 @@ def datetime_to_us(value: datetime) -> int:
 
 
 
+# Built once: json.dumps with non-default options builds a new encoder on every call (~1.5 µs).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=repr).encode
+
+
 def metadata_to_json(metadata: dict[str, Any]) -> str:
     """JSON text for a metadata mapping; never raises.
 
@@ -71,7 +75,7 @@ def metadata_to_json(metadata: dict[str, Any]) -> str:
     non-string keys as their str, so that a logging call never fails because of its metadata.
     """
     try:
-        return json.dumps(metadata, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=repr)
+        return _ENCODE(metadata)
     except (TypeError, ValueError):
         return json.dumps(_json_safe(metadata, 0), ensure_ascii=False, separators=(",", ":"))
 

@@ -32,6 +32,7 @@ log = logging.getLogger("nbtasklog.buffer")
 
 BATCH_ROWS = 100_000  # largest batch written in one transaction (and one spill file)
 MAX_BACKOFF = 30.0
+WATCH = 0.05  # seconds between looks at the queue length
 
 
 @dataclass
@@ -112,12 +113,10 @@ class WriteBuffer:
         self._load_spill()
 
     # ---- producers ----------------------------------------------------------------------------
-    def append(self, record: LogRecord) -> None:
-        """Queue one record (the hot path: a deque append and a length check)."""
-        records = self._records
-        records.append(record)
-        if len(records) >= self.flush_size:
-            self._wake.set()
+    @property
+    def append(self) -> Callable[[LogRecord], None]:
+        """Queue one record: the hot path is a bare deque append (the flusher watches the length)."""
+        return self._records.append
 
     def put_task(self, row: Mapping[str, Any]) -> None:
         """Queue the latest state of a task row; it is written with the next batch."""
@@ -137,7 +136,12 @@ class WriteBuffer:
 
     def _run(self) -> None:
         while not self._stopping:
-            self._wake.wait(self._delay)
+            # Wake every WATCH s to see whether flush_size records are waiting, else after the delay.
+            deadline = time.monotonic() + self._delay
+            while not self._stopping and len(self._records) < self.flush_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._wake.wait(min(WATCH, remaining)):
+                    break
             self._wake.clear()
             if not self._stopping:
                 self.flush()
