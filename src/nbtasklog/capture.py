@@ -108,7 +108,8 @@ class TaskStream(io.TextIOBase):
         return True
 
     def isatty(self) -> bool:
-        return False
+        # Inside a task, output goes to its log (not a terminal); outside, ask the real stream.
+        return current_emitter.get() is None and self.original.isatty()
 
     def fileno(self) -> int:
         return self.original.fileno()

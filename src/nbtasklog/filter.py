@@ -7,6 +7,7 @@ A property test (tests/test_filter_property.py) keeps the two faces equal.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -29,7 +30,7 @@ class MetaCondition:
     """`path` = value (compared as text, the way JSON-path extraction renders it), or `path` exists."""
 
     path: tuple[str, ...]
-    value: str | None = None  # None: the key exists (with any value, null included)
+    value: str | None = None  # None: the key exists (with any value, null included); objects and arrays never equal a value
 
     @property
     def key(self) -> str:
@@ -43,14 +44,54 @@ class MetaCondition:
             node = node[part]
         if self.value is None:
             return True
-        return node is not None and json_scalar_text(node) == self.value
+        return node is not None and not isinstance(node, (dict, list)) and json_scalar_text(node) == self.value
+
+
+# SQL's lower() maps each code point alone (Unicode simple case mapping); str.lower() applies the
+# full mapping, which differs on exactly two: 'İ' becomes 'i' + U+0307 and a word-final 'Σ' becomes
+# 'ς'. Mapping those two first makes str.lower() agree with DuckDB's lower() on every code point.
+_SIMPLE_LOWER = str.maketrans({"\u0130": "i", "\u03a3": "\u03c3"})
+
+
+def fold_case(text: str) -> str:
+    """Lower case the way the search compares, in memory and in SQL (`lower()`)."""
+    return text.lower() if text.isascii() else text.translate(_SIMPLE_LOWER).lower()
 
 
 def json_scalar_text(value: Any) -> str:
-    """The text a JSON value compares as: strings raw, everything else as compact JSON."""
+    """The text a JSON scalar compares as: strings raw, numbers as DuckDB's JSON functions render them."""
     if isinstance(value, str):
         return value
+    if isinstance(value, float):
+        return _float_text(value)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _float_text(value: float) -> str:
+    """A float the way DuckDB's json_extract_string renders it (yyjson), so that both faces compare the same text.
+
+    The shortest round-trip digits, as repr, but positional for exponents -7 < e < 21 (integral values
+    with ".0") and "1.5e21" / "1e-7" outside: 1e16 -> "10000000000000000.0", 1e-07 -> "1e-7".
+    """
+    text = repr(value)
+    if not math.isfinite(value):
+        return text
+    sign = "-" if text.startswith("-") else ""
+    mantissa, _, exponent = text.lstrip("-").partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = whole + fraction
+    stripped = digits.lstrip("0")
+    if not stripped:
+        return sign + "0.0"
+    point = len(whole) + int(exponent or 0) - (len(digits) - len(stripped))  # value = 0.<digits> * 10**point
+    digits = stripped.rstrip("0")
+    if not -7 < point - 1 < 21:
+        return f"{sign}{digits[0]}{'.' + digits[1:] if len(digits) > 1 else ''}e{point - 1}"
+    if point <= 0:
+        return f"{sign}0.{'0' * -point}{digits}"
+    if point >= len(digits):
+        return f"{sign}{digits}{'0' * (point - len(digits))}.0"
+    return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +113,7 @@ class LogFilter:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_levels", levels_at_or_above(self.min_level))
-        object.__setattr__(self, "_search_lower", self.search.lower() if self.search else None)
+        object.__setattr__(self, "_search_lower", fold_case(self.search) if self.search else None)
 
     # ---- the in-memory face -------------------------------------------------------------
     def matches(self, record: LogRecord) -> bool:
@@ -89,7 +130,7 @@ class LogFilter:
             return False
         if self.until_us is not None and record.timestamp_us >= self.until_us:
             return False
-        if self._search_lower is not None and self._search_lower not in record.message.lower():
+        if self._search_lower is not None and self._search_lower not in fold_case(record.message):
             return False
         if self.meta:
             if record.metadata_json is None:
@@ -247,6 +288,11 @@ def parse_meta(meta: Mapping[str, Any] | Iterable[str] | None) -> tuple[MetaCond
         if not all(_KEY_SEGMENT.match(part) for part in path):
             raise FilterError(
                 f"bad metadata key {key!r}: use letters, digits, '_' or '-', with '.' between nested keys"
+            )
+        if isinstance(value, (Mapping, list, tuple)):
+            raise FilterError(
+                f"metadata condition {key!r}: compare text, a number or true/false, not {type(value).__name__} "
+                "(objects and arrays never match; name a nested key with '.')"
             )
         conditions.append(MetaCondition(path, None if value is None else json_scalar_text(value)))
     return tuple(conditions)

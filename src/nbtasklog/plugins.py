@@ -76,6 +76,8 @@ def as_callable(plugin: Any) -> Callable[[dict[str, Any], TaskContext], Any]:
             raise TypeError(f"{plugin!r} is not a plugin: give a Plugin, an object with execute(), or a function")
         target = plugin
     arity = _positional_arity(target)
+    if arity == 3:  # def execute(self, params, *, context)
+        return lambda params, context: target(params, context=context)
     if arity >= 2:
         return lambda params, context: target(params, context)
     if arity == 1:  # the old execute(params) signature: logs still reach the task through capture
@@ -84,7 +86,7 @@ def as_callable(plugin: Any) -> Callable[[dict[str, Any], TaskContext], Any]:
 
 
 def _positional_arity(func: Callable[..., Any]) -> int:
-    """How many positional arguments to pass: 2 (params, context), 1 (params only) or 0.
+    """How many positional arguments to pass: 2 (params, context), 1 (params only) or 0; 3 means params and context=.
 
     `*args` counts as the old single-argument form: old plugins wrapped by a decorator that
     lost the signature took params alone, and a new-style plugin can still reach its context
@@ -95,6 +97,8 @@ def _positional_arity(func: Callable[..., Any]) -> int:
     except (TypeError, ValueError):
         return 1
     params = list(signature.parameters.values())
+    if any(p.name == "context" and p.kind is p.KEYWORD_ONLY for p in params):
+        return 3
     if any(p.name == "context" and p.kind is not p.VAR_KEYWORD for p in params):
         return 2
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

@@ -21,7 +21,7 @@ import pyarrow as pa
 from sqlalchemy.engine import make_url
 
 from .filter import LogFilter
-from .record import LogRecord, datetime_to_us
+from .record import LogRecord, datetime_to_us, us_to_datetime
 from .store.store import SQLError
 
 API = "nbtasklog/api"
@@ -178,6 +178,9 @@ class RemoteStore:
 
     def query_logs(self, task_id: str, flt: LogFilter) -> list[LogRecord]:
         params = flt.to_params()
+        for name in ("since", "until"):  # to_params gives microseconds; the REST API takes ISO 8601
+            if f"{name}_us" in params:
+                params[name] = us_to_datetime(int(params.pop(f"{name}_us"))).isoformat()
         params.setdefault("limit", str(flt.limit or 100_000))
         records: list[LogRecord] = []
         while True:  # the server caps a page; walk the pages up to the limit

@@ -21,7 +21,7 @@ from tornado import web
 from ..engine import PAGE, TaskActiveError, UnknownTaskError
 from ..filter import FilterError, LogFilter, make_filter
 from ..plugins import UnknownPluginError
-from ..record import LogRecord
+from ..record import LogRecord, us_to_datetime
 from ..store.store import SQLError, arrow_to_records
 from .app import Services
 
@@ -94,6 +94,33 @@ def record_json(record: LogRecord) -> dict[str, Any]:
     return record.to_dict()
 
 
+_json_str = json.encoder.encode_basestring  # C: quoted and escaped, non-ASCII kept (as dumps(ensure_ascii=False))
+_second_prefix: dict[int, str] = {}  # epoch second -> "YYYY-MM-DDTHH:MM:SS"
+
+
+def _iso_us(us: int) -> str:
+    """us_to_datetime(us).isoformat(), from a per-second cache (datetime arithmetic + isoformat ~2 µs)."""
+    second, fraction = divmod(us, 1_000_000)
+    prefix = _second_prefix.get(second)
+    if prefix is None:
+        if len(_second_prefix) > 4096:
+            _second_prefix.clear()
+        prefix = _second_prefix[second] = us_to_datetime(second * 1_000_000).isoformat()[:-6]
+    return f"{prefix}.{fraction:06d}+00:00" if fraction else f"{prefix}+00:00"
+
+
+def record_text(record: LogRecord) -> str:
+    """dumps(record_json(record)), built directly: ~5× faster, what the live stream pays per record.
+
+    The same text for the same record, except that metadata is the stored JSON object text as is
+    (compact separators) instead of being parsed and dumped again.
+    """
+    task_id, seq, timestamp_us, level, source, message, metadata = record
+    return (f'{{"task_id": {_json_str(task_id)}, "seq": {seq}, "timestamp": "{_iso_us(timestamp_us)}", '
+            f'"level": {_json_str(level)}, "source": {_json_str(source)}, "message": {_json_str(message)}, '
+            f'"metadata": {"null" if metadata is None else metadata}}}')
+
+
 class BaseHandler(APIHandler):
     auth_resource = "nbtasklog"
 
@@ -150,6 +177,9 @@ class TasksHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
+        unknown = set(self.request.arguments) - {"status", "plugin", "limit", "before"} - ALWAYS_ALLOWED
+        if unknown:  # a misspelt filter must not silently list every task
+            raise web.HTTPError(400, f"unknown query parameter {sorted(unknown)[0]!r}: use status, plugin, limit, before")
         status = self.get_argument("status", "")
         statuses = [s.strip().upper() for s in status.split(",") if s.strip()] or None
         try:
@@ -267,7 +297,7 @@ class ExportHandler(BaseHandler):
             page = page.next_page(records)
         if parquet is not None:
             self.write(parquet.close())
-        self.finish()
+        self.finish(set_content_type=self.FORMATS[fmt])  # APIHandler.finish would set JSON when nothing was flushed
 
 
 def _csv(records: list[LogRecord], header: bool) -> str:
@@ -367,9 +397,9 @@ class SQLHandler(BaseHandler):
             sink = pa.BufferOutputStream()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)
-            self.set_header("Content-Type", "application/vnd.apache.arrow.stream")
             self.set_header("X-Nbtasklog-Truncated", "true" if truncated else "false")
-            self.finish(sink.getvalue().to_pybytes())
+            # APIHandler.finish sets Content-Type itself (JSON unless told otherwise).
+            self.finish(sink.getvalue().to_pybytes(), set_content_type="application/vnd.apache.arrow.stream")
             return
         columns = [{"name": f.name, "type": str(f.type)} for f in table.schema]
         rows = [list(row.values()) for row in table.to_pylist()]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import weakref
 from typing import Any
 
 from jupyter_server.auth.decorator import ws_authenticated
@@ -30,9 +31,109 @@ from ..engine import UnknownTaskError
 from ..filter import FilterError, LogFilter, make_filter
 from ..live import Subscription
 from .app import Services
-from .handlers import dumps, error_status, filter_from_query, record_json
+from .handlers import dumps, error_status, filter_from_query, record_text
 
 STATUS_COALESCE = 0.1  # seconds: progress changes are sent at most this often per socket
+SHARED_TEXTS = 65_536  # JSON texts of a task's live records kept for its other sockets
+
+
+class _SocketSubscription(Subscription):
+    """A Subscription read by the event loop: nothing but a deque append on the emitter's side.
+
+    offer() runs in the task's thread, once per record per open socket, under the emitter's lock.
+    The loop is woken through on_ready and takes with timeout=0, so the Condition (lock + notify,
+    about half of Subscription.offer) is not needed: deque append and popleft are atomic and only
+    the loop pops. A match-all filter is not called at all.
+    """
+
+    def __init__(self, flt: LogFilter, max_queue: int, on_ready: Any) -> None:
+        super().__init__(flt, max_queue, on_ready)
+        self._match = None if flt.with_limit(None) == LogFilter() else flt.matches
+
+    def offer(self, record: Any) -> None:
+        if self.lagging or (self._match is not None and not self._match(record)):
+            return
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            self.lagging = True  # set before the clear: the reader that sees it re-reads from its cursor
+            queue.clear()
+            return
+        queue.append(record)
+        if len(queue) == 1:
+            self.on_ready()
+
+    def take(self, timeout: float | None = None) -> list[Any]:
+        pop = self._queue.popleft
+        try:
+            return [pop() for _ in range(len(self._queue))]
+        except IndexError:  # offer() cleared the queue meanwhile: lagging is set, the reader catches up
+            return []
+
+
+class _TaskTexts:
+    """JSON texts of one task's live records by seq, made once on the event loop, shared by its sockets.
+
+    A task's records have consecutive seqs, so the texts are a list for seqs start, start + 1, …:
+    a socket whose batch is a run of consecutive seqs (no filter) sends a slice of it, joined in C,
+    with no Python work per record; a filtered socket picks its records' texts by seq, and keeps
+    those it had to make in `ahead` for the list. Past SHARED_TEXTS texts the older half is dropped.
+    """
+
+    def __init__(self) -> None:
+        self.start = 1  # seq of texts[0]
+        self.texts: list[str] = []
+        self.ahead: dict[int, str] = {}  # seq -> text made by a filtered socket past the list's end
+
+    def texts_for(self, records: list[Any]) -> list[str]:
+        first, last = records[0].seq, records[-1].seq
+        start, texts = self.start, self.texts
+        end = start + len(texts)  # the first seq not held
+        if last - first + 1 == len(records):  # consecutive seqs, if in order
+            if start <= first and last < end:
+                return texts[first - start:last - start + 1]
+            if first >= start:  # new records at the end, or after a gap (then start the list over)
+                if first > end or not texts:
+                    texts.clear()
+                    self.start = start = end = first
+                tail = records[end - first:]
+                if [r.seq for r in tail] == list(range(end, last + 1)):
+                    ahead = self.ahead
+                    if ahead:
+                        texts.extend([ahead.pop(r.seq, None) or record_text(r) for r in tail])
+                    else:
+                        texts.extend([record_text(r) for r in tail])
+                    result = texts[first - start:]
+                    if len(texts) > SHARED_TEXTS:
+                        drop = len(texts) // 2
+                        del texts[:drop]
+                        self.start += drop
+                    return result
+        return [texts[r.seq - start] if start <= r.seq < end else self._ahead(r) for r in records]
+
+    def _ahead(self, record: Any) -> str:
+        ahead = self.ahead
+        text = ahead.get(record.seq)
+        if text is None:
+            if len(ahead) >= SHARED_TEXTS:
+                ahead.clear()
+            text = ahead[record.seq] = record_text(record)
+        return text
+
+
+_task_texts: weakref.WeakValueDictionary[str, _TaskTexts] = weakref.WeakValueDictionary()
+
+
+def _texts_of(task_id: str) -> _TaskTexts:
+    """The shared texts of a task's live records; kept while a socket of the task holds them."""
+    texts = _task_texts.get(task_id)
+    if texts is None:
+        texts = _task_texts[task_id] = _TaskTexts()
+    return texts
+
+
+def _records_message(texts: Any, cursor: int) -> str:
+    """{"type": "records", "records": [...], "cursor": SEQ} from the records' JSON texts."""
+    return '{"type": "records", "records": [' + ", ".join(texts) + f'], "cursor": {cursor}}}'
 
 
 class _AuthorizedSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
@@ -63,6 +164,7 @@ class LogStreamHandler(_AuthorizedSocket):
 
     def open(self, task_id: str) -> None:  # type: ignore[override]
         self.task_id = task_id
+        self.texts = _texts_of(task_id)
         self.loop = asyncio.get_running_loop()
         self.ready = asyncio.Event()
         self.pump: asyncio.Task[None] | None = None
@@ -89,15 +191,16 @@ class LogStreamHandler(_AuthorizedSocket):
             self.close(4404, str(error)[:120])
             return
         flt = flt.with_limit(None)
-        subscription = Subscription(flt, self.services.stream_queue, on_ready=self._wake)
+        subscription = _SocketSubscription(flt, self.services.stream_queue, on_ready=self._wake)
         self._swap_subscription(subscription)
         last = flt.after_seq or 0
         try:
             last = await self._catch_up(flt, last)
             await self.send({"type": "history_end", "cursor": last})
             while True:
-                finished = await self.services.run(engine.is_finished, self.task_id)
-                if not subscription._queue and not subscription.lagging:
+                state = engine.runner.get(self.task_id)  # a task run here: no trip through the executor
+                finished = state.done.is_set() if state is not None else await self.services.run(engine.is_finished, self.task_id)
+                if not finished and not subscription._queue and not subscription.lagging:  # an ended task: end now
                     try:
                         await asyncio.wait_for(self.ready.wait(), timeout=0.5)
                     except asyncio.TimeoutError:
@@ -111,10 +214,10 @@ class LogStreamHandler(_AuthorizedSocket):
                     subscription.resume()
                     last = await self._catch_up(flt, last)
                     continue
-                fresh = [r for r in batch if r.seq > last]
+                fresh = batch if batch and batch[0].seq > last else [r for r in batch if r.seq > last]
                 if fresh:
                     last = fresh[-1].seq
-                    await self.send({"type": "records", "records": [record_json(r) for r in fresh], "cursor": last})
+                    await self.write_message(_records_message(self.texts.texts_for(fresh), last))
                 if finished and not batch:
                     # Records of tasks run elsewhere arrive through the store too: one last look.
                     last = await self._catch_up(flt, last)
@@ -138,7 +241,7 @@ class LogStreamHandler(_AuthorizedSocket):
             if not page:
                 return last
             last = page[-1].seq
-            await self.send({"type": "records", "records": [record_json(r) for r in page], "cursor": last})
+            await self.write_message(_records_message(map(record_text, page), last))
             if len(page) < 10_000:
                 return last
 

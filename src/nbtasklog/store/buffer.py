@@ -155,14 +155,20 @@ class WriteBuffer:
                     tasks = dict(self._tasks)
                     settings = dict(self._settings)
                     batch = self._batches[0] if self._batches else None
-                if not tasks and not settings and batch is None:
-                    self._delay = self.flush_interval
-                    return True
                 try:
+                    # Connect even with nothing to write: a new process must mark the tasks its
+                    # dead predecessor left RUNNING as INTERRUPTED before anyone reads them.
                     if not self._connected:
                         if self._on_connect is not None:
                             self._on_connect()
                         self._connected = True
+                except Exception as error:
+                    self._failed(error)
+                    return False
+                if not tasks and not settings and batch is None:
+                    self._delay = self.flush_interval
+                    return True
+                try:
                     table = batch.load() if batch is not None else None
                     self.store.write(tasks.values(), table, settings)
                 except Exception as error:  # any failure: keep everything, retry later
@@ -190,7 +196,8 @@ class WriteBuffer:
         self._last_error = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         self._last_error_at = datetime.now(timezone.utc)
         self._delay = min(MAX_BACKOFF, self._delay * 2 if not first else 0.25)
-        self._connected = False
+        # _connected stays True after a lost connection: on_connect (marking tasks INTERRUPTED)
+        # must run once per process, or a reconnect would mark this process's running tasks.
         self.store.reset()
         if first:
             log.warning("nbtasklog: cannot write to the database, keeping records and retrying: %s", self._last_error)

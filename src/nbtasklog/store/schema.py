@@ -101,7 +101,7 @@ LOG_COLUMNS = ("task_id", "seq", "timestamp", "level", "source", "message", "met
 
 # ---- JSON paths, per dialect -----------------------------------------------------------------
 class json_text(FunctionElement):
-    """The value at a key path of a JSON column as text (NULL when absent or JSON null)."""
+    """The scalar at a key path of a JSON column as text (NULL when absent, JSON null, an object or an array)."""
 
     type = Text()
     inherit_cache = True
@@ -139,7 +139,8 @@ def _literal(compiler: object, value: str, **kw: object) -> str:
 
 @compiles(json_text)
 def _json_text_default(element: json_text, compiler: object, **kw: object) -> str:
-    return f"json_extract_string({_column(element, compiler, **kw)}, {_literal(compiler, _dollar_path(element.path), **kw)})"
+    # json_value gives NULL for objects and arrays (their text form differs between databases).
+    return f"json_extract_string(json_value({_column(element, compiler, **kw)}, {_literal(compiler, _dollar_path(element.path), **kw)}), '$')"
 
 
 @compiles(json_exists)
@@ -149,8 +150,9 @@ def _json_exists_default(element: json_exists, compiler: object, **kw: object) -
 
 @compiles(json_text, "postgresql")
 def _json_text_postgresql(element: json_text, compiler: object, **kw: object) -> str:
-    path = "{" + ",".join(element.path) + "}"
-    return f"({_column(element, compiler, **kw)} #>> {_literal(compiler, path, **kw)})"
+    path = _literal(compiler, "{" + ",".join(element.path) + "}", **kw)
+    column = _column(element, compiler, **kw)
+    return f"(CASE WHEN jsonb_typeof({column} #> {path}) IN ('object', 'array') THEN NULL ELSE {column} #>> {path} END)"
 
 
 @compiles(json_exists, "postgresql")
@@ -162,7 +164,8 @@ def _json_exists_postgresql(element: json_exists, compiler: object, **kw: object
 @compiles(json_text, "sqlite")
 def _json_text_sqlite(element: json_text, compiler: object, **kw: object) -> str:
     # json_extract gives numbers back as numbers; CAST renders them as text like the others.
-    return f"CAST(json_extract({_column(element, compiler, **kw)}, {_literal(compiler, _dollar_path(element.path), **kw)}) AS TEXT)"
+    column, path = _column(element, compiler, **kw), _literal(compiler, _dollar_path(element.path), **kw)
+    return f"(CASE WHEN json_type({column}, {path}) IN ('object', 'array') THEN NULL ELSE CAST(json_extract({column}, {path}) AS TEXT) END)"
 
 
 @compiles(json_exists, "sqlite")

@@ -37,6 +37,7 @@ LOG_ARROW_SCHEMA = pa.schema(
         ("metadata", pa.string()),
     ]
 )
+_LOG_STRUCT = pa.struct(list(LOG_ARROW_SCHEMA))
 
 
 class SQLError(ValueError):
@@ -57,11 +58,9 @@ def records_to_arrow(records: list[LogRecord]) -> pa.Table:
     """Column-wise Arrow table of records; the one shape batches have in memory, on disk and in transit."""
     if not records:
         return LOG_ARROW_SCHEMA.empty_table()
-    columns = list(zip(*records))
-    return pa.Table.from_arrays(
-        [pa.array(column, type=f.type) for column, f in zip(columns, LOG_ARROW_SCHEMA)],
-        schema=LOG_ARROW_SCHEMA,
-    )
+    # The tuples go to Arrow as one struct array, converted in C++: transposing them in Python
+    # first (zip(*records)) cost ~0.7 µs a record, three times the conversion itself.
+    return pa.Table.from_struct_array(pa.array(records, type=_LOG_STRUCT))
 
 
 def arrow_to_records(table: pa.Table) -> list[LogRecord]:
@@ -252,6 +251,10 @@ class Store:
         with self.engine.connect() as conn:
             cursor = _duckdb(conn).cursor()  # its own connection, so interrupt() stops only this query
             try:
+                # The statement type check alone lets writes through inside a SELECT
+                # ("WITH x AS (DELETE ... RETURNING *) SELECT ...", EXPLAIN ANALYZE DELETE ...):
+                # a read-only transaction refuses every write, whatever the statement looks like.
+                cursor.execute("BEGIN TRANSACTION READ ONLY")
                 try:
                     statements = cursor.extract_statements(query)
                 except duckdb.Error as error:

@@ -1,0 +1,74 @@
+"""What every benchmark shares: the Row it reports, medians, a temporary directory, number formatting.
+
+Timing is always time.perf_counter over a repeated measurement, reported as the median. Nothing here
+(or anywhere under bench/) asserts on time: a benchmark raises only when the code it measures gave a
+wrong answer (records missing, counts that differ), never because it was slow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import statistics
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class Row:
+    """One line of the results table. `ratio` is measured / reference unless given."""
+
+    key: str  # stable id, e.g. "logger.info" (the smoke test looks for these)
+    what: str
+    measured: float
+    reference: float | None
+    unit: str
+    target: str
+    met: bool | None  # None: reported, no target
+    ratio: float | None = None
+    ratio_text: str | None = None  # how to show the ratio, when "1.23×" is not the clearest
+
+    def __post_init__(self) -> None:
+        if self.ratio is None and self.reference:
+            self.ratio = self.measured / self.reference
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str) -> Iterator[Path]:
+    """A fresh directory, deleted afterwards whatever happens."""
+    path = Path(tempfile.mkdtemp(prefix=f"nbtasklog-bench-{prefix}-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def fmt(value: float | None) -> str:
+    """About three significant digits, thousands separated."""
+    if value is None:
+        return "—"
+    size = abs(value)
+    if size >= 1000:
+        return f"{value:,.0f}"
+    if size >= 100:
+        return f"{value:.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def check(condition: bool, message: str) -> None:
+    """A correctness check (never a timing one): the benchmark is void when it fails."""
+    if not condition:
+        raise AssertionError(message)

@@ -1,0 +1,83 @@
+"""Plugins that bench_server.py has a real `jupyter server` import (--NbTaskLogApp.plugin_modules=server_plugins).
+
+Both wait until the task has the number of live subscribers the benchmark asked for (so that no
+record is emitted before the WebSocket clients listen), settle a moment, then emit at a fixed rate
+and end with one record "bench done" whose metadata holds the timings the benchmark reads back.
+"""
+
+from __future__ import annotations
+
+from time import perf_counter, sleep, thread_time, time_ns
+from typing import Any
+
+from nbtasklog import register
+from nbtasklog.context import current_emitter
+
+CHUNK = 100  # firehose: records the task may run ahead of its schedule (1 ms at 100,000/s)
+
+
+def _wait_for_subscribers(params: dict[str, Any]) -> int:
+    emitter = current_emitter.get()
+    wanted = int(params.get("subscribers", 0))
+    deadline = perf_counter() + float(params.get("wait_timeout", 60))
+    while len(emitter.subscribers) < wanted and perf_counter() < deadline:
+        sleep(0.005)
+    attached = len(emitter.subscribers)
+    sleep(float(params.get("settle", 0.3)))  # the subscribers' history catch-up (one record) is done
+    return attached
+
+
+@register(name="bench_live_latency")
+def live_latency(params: dict[str, Any], context: Any) -> dict[str, Any]:
+    """`n` records at `rate`/s, each carrying time.time_ns() of its emission in metadata."""
+    attached = _wait_for_subscribers(params)
+    rate, n = float(params["rate"]), int(params["n"])
+    info = context.logger.info
+    start = perf_counter()
+    for i in range(n):
+        delay = start + i / rate - perf_counter()
+        if delay > 0:
+            sleep(delay)
+        info("tick %d", i, emitted_ns=time_ns())
+    elapsed = perf_counter() - start
+    info("bench done", elapsed_s=elapsed, subscribers=attached)
+    return {"elapsed_s": elapsed, "subscribers": attached}
+
+
+@register(name="bench_firehose")
+def firehose(params: dict[str, Any], context: Any) -> dict[str, Any]:
+    """`n` records paced at `rate`/s (at most CHUNK ahead of schedule, sleeping when ahead).
+
+    Every 10th record is a WARNING and every 3rd comes from source "db", so that filtered
+    subscribers have something to match. The run time is measured here, around the loop, with the
+    task thread's CPU time beside it.
+    """
+    attached = _wait_for_subscribers(params)
+    rate, n = float(params["rate"]), int(params["n"])
+    logger = context.logger
+    info, warning = logger.info, logger.warning
+    db = logger.with_source("db")
+    db_info, db_warning = db.info, db.warning
+    start = perf_counter()
+    cpu = thread_time()
+    i = 0
+    while i < n:
+        due = min(n, int((perf_counter() - start) * rate) + CHUNK)
+        if i >= due:
+            sleep(0.0002)
+            continue
+        while i < due:
+            if i % 3 == 0:
+                if i % 10 == 0:
+                    db_warning("query %d slow", i)
+                else:
+                    db_info("query %d ok", i)
+            elif i % 10 == 0:
+                warning("record %d retried", i)
+            else:
+                info("record %d", i)
+            i += 1
+    elapsed = perf_counter() - start
+    cpu = thread_time() - cpu
+    info("bench done", elapsed_s=elapsed, cpu_s=cpu, subscribers=attached)
+    return {"elapsed_s": elapsed, "cpu_s": cpu, "subscribers": attached}

@@ -1,0 +1,245 @@
+"""The Store on a real DuckDB file: schema, the one-transaction write, queries with filters, task rows,
+delete, INTERRUPTED marks, retention candidates and settings, across reopenings of the file."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pyarrow as pa
+import pytest
+from procs import read_db
+
+from nbtasklog import make_filter
+from nbtasklog.record import LogRecord, datetime_to_us
+from nbtasklog.store.store import (
+    LOG_ARROW_SCHEMA,
+    SQLError,
+    Store,
+    arrow_to_records,
+    database_url,
+    records_to_arrow,
+)
+
+T0 = datetime(2026, 2, 7, 12, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+def row(task_id: str, status: str = "SUCCESS", plugin: str = "p", ended: datetime | None = T0, **extra) -> dict:
+    base = {
+        "id": task_id, "plugin": plugin, "params": '{"a": 1}', "status": status,
+        "created_at": T0 - timedelta(minutes=1), "started_at": T0 - timedelta(seconds=59),
+        "finished_at": ended if status not in ("PENDING", "RUNNING") else None,
+        "error": None, "progress": None, "progress_message": None, "log_level": None, "record_count": 0,
+    }
+    base.update(extra)
+    return base
+
+
+def records(task_id: str, n: int, start: int = 1) -> list[LogRecord]:
+    levels = ["DEBUG", "INFO", "WARNING", "ERROR"]
+    return [
+        LogRecord(
+            task_id, seq, datetime_to_us(T0) + seq, levels[seq % 4], "api" if seq % 3 == 0 else "plugin",
+            f"message {seq} ünïcødé ✓", None if seq % 5 == 0 else f'{{"n":{seq},"db":{{"id":"d{seq % 2}"}},"ok":{"true" if seq % 2 else "false"}}}',
+        )
+        for seq in range(start, start + n)
+    ]
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "store.duckdb"
+
+
+@pytest.fixture
+def store(db):
+    store = Store(db)
+    yield store
+    store.close()
+
+
+def test_a_new_file_gets_the_schema_once(db):
+    """The first use creates tables and the schema version; reopening the file neither fails nor duplicates it."""
+    for _ in range(2):
+        store = Store(db)
+        assert store.load_settings() == {}
+        store.close()
+    tables = {name for (name,) in read_db(db, "select table_name from information_schema.tables")}
+    assert {"tasks", "task_logs", "settings", "nbtasklog_schema"} <= tables
+    assert read_db(db, "select version from nbtasklog_schema") == [(1,)]
+
+
+def test_written_records_come_back_identical(store, db):
+    """Records written as one Arrow batch read back equal: seq, microsecond timestamps, unicode, metadata, NULLs."""
+    batch = records("t1", 50)
+    store.write([row("t1")], records_to_arrow(batch))
+    assert store.query_logs("t1", make_filter()) == batch
+    store.close()
+    again = Store(db)
+    assert again.query_logs("t1", make_filter()) == batch  # and from a fresh open of the file
+    again.close()
+    assert read_db(db, "select count(*), count(distinct id) from task_logs") == [(50, 50)]
+
+
+def test_arrow_round_trip_keeps_every_field():
+    """records_to_arrow and arrow_to_records are inverse; empty input gives the empty schema-shaped table."""
+    batch = records("t", 20)
+    table = records_to_arrow(batch)
+    assert table.schema == LOG_ARROW_SCHEMA and table.num_rows == 20
+    assert arrow_to_records(table) == batch
+    assert records_to_arrow([]).schema == LOG_ARROW_SCHEMA
+    assert arrow_to_records(records_to_arrow([])) == []
+
+
+def test_a_write_is_one_transaction(store):
+    """A batch the database refuses takes the task row and settings of the same write with it: nothing is half-written."""
+    bad = pa.Table.from_pylist(
+        [{"task_id": "t1", "seq": 1, "timestamp": T0, "level": "INFO", "source": "plugin", "message": None, "metadata": None}],
+        schema=LOG_ARROW_SCHEMA,
+    )  # message is NOT NULL
+    with pytest.raises(Exception):
+        store.write([row("t1")], bad, {"task_log_level": "DEBUG"})
+    assert store.get_task("t1") is None
+    assert store.load_settings() == {}
+    assert store.query_logs("t1", make_filter()) == []
+
+
+def test_task_rows_are_upserted(store):
+    """Writing a task row again updates it in place (one row, the latest values)."""
+    store.write([row("t1", status="RUNNING")])
+    store.write([row("t1", status="FAILED", error="boom", progress=0.5, record_count=7)])
+    task = store.get_task("t1")
+    assert (task["status"], task["error"], task["progress"], task["record_count"]) == ("FAILED", "boom", 0.5, 7)
+    assert task["params"] == {"a": 1}
+    assert task["created_at"] == T0 - timedelta(minutes=1) and task["created_at"].tzinfo is not None
+    assert len(store.list_tasks()) == 1
+
+
+def test_query_logs_applies_every_filter_like_the_in_memory_face(store):
+    """level, source, search, metadata (nested, booleans, existence), seq and time ranges, order and limit: SQL equals LogFilter.apply."""
+    batch = records("t1", 200)
+    store.write([row("t1"), row("t2")], records_to_arrow(batch + records("t2", 30)))
+    filters = [
+        make_filter(),
+        make_filter(level="WARNING"),
+        make_filter(errors_only=True),
+        make_filter(source="api"),
+        make_filter(source=["api", "plugin"], level="INFO"),
+        make_filter(search="MESSAGE 1"),
+        make_filter(search="ünïcødé ✓ "),
+        make_filter(search="✓"),
+        make_filter(meta={"n": 42}),
+        make_filter(meta={"db.id": "d1"}),
+        make_filter(meta={"ok": True}),
+        make_filter(meta=["ok=false", "db.id=d0"]),
+        make_filter(meta=["db"]),
+        make_filter(meta=["missing"]),
+        make_filter(after=150),
+        make_filter(after=10, before=20),
+        make_filter(since=datetime_to_us(T0) + 100, until=datetime_to_us(T0) + 110),
+        make_filter(order="desc", limit=7),
+        make_filter(level="ERROR", order="desc", limit=3, after=100),
+    ]
+    for flt in filters:
+        assert store.query_logs("t1", flt) == flt.apply(batch), flt
+    assert len(store.query_logs("t2", make_filter())) == 30  # and never another task's
+
+
+def test_delete_tasks_removes_rows_and_all_their_logs(store, db):
+    """delete_tasks removes the tasks and every record of them, and nothing else."""
+    store.write([row("a"), row("b"), row("c")], records_to_arrow(records("a", 10) + records("b", 10) + records("c", 10)))
+    assert store.delete_tasks(["a", "c"]) == 2
+    assert store.delete_tasks([]) == 0
+    assert [t["id"] for t in store.list_tasks()] == ["b"]
+    store.close()
+    assert read_db(db, "select distinct task_id from task_logs") == [("b",)]
+    assert read_db(db, "select count(*) from task_logs") == [(10,)]
+
+
+def test_mark_interrupted_touches_only_active_tasks(store):
+    """PENDING and RUNNING rows become INTERRUPTED with a finish time and a reason; finished rows are left as they are."""
+    store.write([row("p", status="PENDING"), row("r", status="RUNNING"), row("s"), row("f", status="FAILED", error="x")])
+    now = datetime.now(timezone.utc)
+    assert sorted(store.mark_interrupted(now)) == ["p", "r"]
+    for task_id in ("p", "r"):
+        task = store.get_task(task_id)
+        assert task["status"] == "INTERRUPTED" and task["finished_at"] == now
+        assert "ended" in task["error"]
+    assert store.get_task("s")["status"] == "SUCCESS" and store.get_task("f")["error"] == "x"
+    assert store.mark_interrupted(now) == []
+
+
+def test_finished_before_lists_only_old_finished_tasks(store):
+    """Retention candidates: finished before the cutoff; running ones and recent ones are not."""
+    old = T0 - timedelta(days=40)
+    store.write([
+        row("old-ok", ended=old), row("old-failed", status="FAILED", ended=old),
+        row("old-interrupted", status="INTERRUPTED", ended=old),
+        row("recent", ended=T0), row("running", status="RUNNING", created_at=old),
+    ])
+    assert sorted(store.finished_before(T0 - timedelta(days=30))) == ["old-failed", "old-interrupted", "old-ok"]
+    assert "recent" in store.finished_before(T0 + timedelta(seconds=1))
+    assert "running" not in store.finished_before(T0 + timedelta(days=1))
+
+
+def test_list_tasks_filters_and_pages_newest_first(store):
+    """list_tasks: newest id first, by status list and plugin, with a keyset cursor and a limit."""
+    ids = [f"{n:04d}" for n in range(10)]
+    store.write([row(i, status="FAILED" if n % 3 == 0 else "SUCCESS", plugin="even" if n % 2 == 0 else "odd") for n, i in enumerate(ids)])
+    assert [t["id"] for t in store.list_tasks()] == ids[::-1]
+    assert [t["id"] for t in store.list_tasks(status=["FAILED"])] == ["0009", "0006", "0003", "0000"]
+    assert [t["id"] for t in store.list_tasks(plugin="odd", limit=2)] == ["0009", "0007"]
+    assert [t["id"] for t in store.list_tasks(before_id="0005", limit=3)] == ["0004", "0003", "0002"]
+    assert store.list_tasks(status=["FAILED"], plugin="odd") == [t for t in store.list_tasks(plugin="odd") if t["status"] == "FAILED"]
+
+
+def test_log_stats_count_levels_sources_and_metadata_keys(store):
+    """log_stats of one task: counts by level and source, and its top-level metadata keys."""
+    batch = records("t1", 40)
+    store.write([row("t1"), row("t2")], records_to_arrow(batch + records("t2", 5)))
+    stats = store.log_stats("t1")
+    assert sum(stats["levels"].values()) == 40
+    assert stats["levels"] == {level: sum(r.level == level for r in batch) for level in {r.level for r in batch}}
+    assert stats["sources"] == {"api": 13, "plugin": 27}
+    assert stats["metadata_keys"] == ["db", "n", "ok"]
+
+
+def test_settings_are_upserted_and_persist(store, db):
+    """Settings written in a write() are read back by a new Store on the same file; a second write updates them."""
+    store.write(settings={"task_log_level": "WARNING", "belief_scope_enabled": "false"})
+    store.write(settings={"task_log_level": "DEBUG"})
+    store.close()
+    again = Store(db)
+    assert again.load_settings() == {"task_log_level": "DEBUG", "belief_scope_enabled": "false"}
+    again.close()
+
+
+def test_store_sql_keeps_queries_read_only_and_bounded(store):
+    """Store.sql: rows and a truncation flag; writes, file access and extra statements are SQLErrors."""
+    store.write([row("t1")], records_to_arrow(records("t1", 30)))
+    table, truncated = store.sql("select seq from task_logs order by seq", max_rows=10, timeout=5)
+    assert table.column("seq").to_pylist() == list(range(1, 11)) and truncated
+    table, truncated = store.sql("select count(*) n from task_logs", max_rows=10, timeout=5)
+    assert table.to_pylist() == [{"n": 30}] and not truncated
+    for query in ("delete from task_logs", "with x as (delete from task_logs returning *) select * from x",
+                  "select * from read_text('/etc/hostname')", "select 1; select 2"):
+        with pytest.raises(SQLError):
+            store.sql(query, max_rows=10, timeout=5)
+    assert store.sql("select count(*) n from task_logs", max_rows=10, timeout=5)[0].to_pylist() == [{"n": 30}]
+
+
+def test_database_urls_and_refused_targets(tmp_path):
+    """A plain path means a DuckDB file (made absolute); :memory: is refused with the reason."""
+    url = database_url(tmp_path / "x.duckdb")
+    assert url.get_backend_name() == "duckdb" and url.database == str((tmp_path / "x.duckdb").resolve())
+    assert database_url("postgresql://u@h/db").get_backend_name() == "postgresql"
+    with pytest.raises(ValueError, match="memory"):
+        Store("duckdb:///:memory:").load_settings()
+
+
+def test_a_store_reconnects_after_reset(store):
+    """reset() drops the connections; the next call opens the file again and sees what was written."""
+    store.write([row("t1")], records_to_arrow(records("t1", 5)))
+    store.reset()
+    assert len(store.query_logs("t1", make_filter())) == 5
+    store.write([row("t2")], records_to_arrow(records("t2", 5)))
+    assert {t["id"] for t in store.list_tasks()} == {"t1", "t2"}
