@@ -32,6 +32,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -304,19 +305,28 @@ async def _fanout_run(server: Server, rate: float, n: int, subscribers: int) -> 
     task_id = server.start_task("bench_firehose", {"rate": rate, "n": n, "subscribers": subscribers})
     conns = [await _connect(server, task_id, flt) for flt in filters]
     received: list[list[str]] = [[] for _ in conns]
+    arrivals: list[int] = []  # time.time_ns() of each stream's last message (its end)
+
+    def collect(out: list[str]) -> Any:
+        def on_message(message: str, arrival: int) -> None:
+            out.append(message)
+            arrivals.append(arrival)
+        return on_message
+
     try:
         if conns:
-            await asyncio.wait_for(
-                asyncio.gather(*(_drain(c, lambda m, _a, out=out: out.append(m)) for c, out in zip(conns, received))),
-                timeout=n / rate + 300,
-            )
+            await asyncio.wait_for(asyncio.gather(*(_drain(c, collect(out)) for c, out in zip(conns, received))),
+                                   timeout=n / rate + 300)
     finally:
         for conn in conns:
             conn.close()
-    server.wait_task(task_id)
+    info = server.wait_task(task_id)
     done = server.done_record(task_id)
     check(done["subscribers"] == subscribers, f"fan-out: {done['subscribers']} subscribers attached, {subscribers} expected")
-    result = {"elapsed": done["elapsed_s"], "cpu": done["cpu_s"], "lagging": 0, "messages": 0, "records": 0}
+    result = {"elapsed": done["elapsed_s"], "cpu": done["cpu_s"], "lagging": 0, "messages": 0, "records": 0, "drain": 0.0}
+    if arrivals:  # from the task's end (server clock, same machine) to the last subscriber's end message
+        finished = datetime.fromisoformat(info["finished_at"]).timestamp()
+        result["drain"] = max(0.0, max(arrivals) / 1e9 - finished)
     stored = server.stored(task_id)  # flushes the buffer too: the next run starts with it empty
     check(sum(1 for _seq, _l, source in stored if source == "plugin") >= n * 0.6, "fan-out: records missing in the store")
     for flt, messages in zip(filters, received):
@@ -403,7 +413,8 @@ def run(quick: bool) -> list[Row]:
         f"{len(FANOUT_FILTERS) - unfiltered} filtered by level or source), its run time; every subscriber got "
         f"every matching record, no duplicate ({median([r['records'] for r in with_subs]):,.0f} records in "
         f"{median([r['messages'] for r in with_subs]):,.0f} messages per run, "
-        f"{sum(r['lagging'] for r in with_subs)} lagging catch-ups in all); task thread CPU "
+        f"{sum(r['lagging'] for r in with_subs)} lagging catch-ups in all, the last subscriber done "
+        f"{median([r['drain'] for r in with_subs]):.1f} s after the task); task thread CPU "
         f"{cpu_busy:.2f} s vs {cpu_idle:.2f} s (ref: same task, no subscriber; median of {pairs} alternated pairs)",
         busy, idle, "s", "slowed ≤ 5 %, every subscriber gets every matching record", slowdown <= 0.05,
         ratio_text=f"{busy / idle:.3f}× ({slowdown:+.1%})",

@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 from common import Row, fmt  # noqa: E402
 
-MODULES = ["bench_logger", "bench_end_to_end", "bench_overhead", "bench_retrieval", "bench_memory"]
+MODULES = ["bench_logger", "bench_end_to_end", "bench_overhead", "bench_retrieval", "bench_memory", "bench_server"]
 HEADER = ["what", "measured", "reference (same run)", "ratio", "target", "met"]
 
 

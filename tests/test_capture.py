@@ -223,7 +223,7 @@ def test_outside_a_task_print_goes_to_the_real_stdout(run, capsys):
 
 
 def test_the_proxy_behaves_like_a_text_stream():
-    """Outside tasks the proxy writes through; it is writable, not a tty, and passes encoding and other attributes on."""
+    """Outside tasks the proxy writes through, is writable, and answers isatty, encoding and other attributes as the original."""
     import io
 
     raw = io.BytesIO()
@@ -232,7 +232,7 @@ def test_the_proxy_behaves_like_a_text_stream():
     assert stream.write("plain é\n") == 8
     stream.flush()
     assert raw.getvalue() == "plain é\n".encode("latin-1")
-    assert stream.writable() and not stream.isatty()
+    assert stream.writable() and stream.isatty() is original.isatty() is False
     assert stream.encoding == "latin-1"
     assert stream.buffer is raw  # anything else is the original's
 

@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-import nbtasklog
 from nbtasklog import belief, cli
 from nbtasklog.plugins import registry
 
@@ -513,7 +512,7 @@ def test_demo_runs_the_backup_live_then_summarises_and_filters(cli_run, db):
     assert len(filtered) == 2 and "ERROR" in filtered[0] and "WARNING" in filtered[1]
     assert f"The logs are stored in {db}" in out
     assert f"nbtasklog --db {db} logs {task_id} --source superset_api" in out
-    assert f"--meta dashboard_id=16" in out
+    assert "--meta dashboard_id=16" in out
 
 
 # ---- real processes -------------------------------------------------------------------------------------

@@ -23,13 +23,15 @@ SOURCES = ["plugin", "system", "superset_api", "stdout", "Plugin"]
 # Characters whose case mapping is special somewhere: Turkish dotted I, Greek sigma (final form),
 # German sharp s, Kelvin sign, ligatures, titlecase digraphs, plus accents, CJK and an emoji.
 SPECIAL = "İıIiΣσςßẞKkﬃǅǄǆéÉÅåΩωЖжĲĳ \t%_\\'\"/.-:0129😀中"
+# Metadata keys are text, as from keyword arguments. (A dict mixing 1 and "1" as keys would be written
+# with a duplicate key, which DuckDB reads first-wins and json.loads last-wins: not generated here.)
 KEYS = ["a", "b", "dashboard_id", "x-y", "0", "Key", "k_2"]
 T0 = 1_700_000_000_000_000  # a UTC time in microseconds (2023-11)
 
 text_chars = st.one_of(
     st.sampled_from(SPECIAL),
     st.sampled_from(string.ascii_letters),
-    st.characters(codec="utf-8", exclude_characters="\x00"),
+    st.characters(codec="utf-8"),  # NUL included; lone surrogates cannot be UTF-8 (the buffer replaces them)
 )
 # Half the messages from a tiny alphabet, so that case-mapping corner cases (a final Σ after a letter,
 # İ next to i) meet matching search terms often.
@@ -40,18 +42,21 @@ scalars = st.one_of(
     st.integers(min_value=-(2**70), max_value=2**70),
     st.integers(min_value=-20, max_value=20),
     st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from([0.1, 1.0, -0.0, 1e16, 1e21, 1e-7, 123.456, 2.5e-5, 1e300]),
+    # Floats where JSON renderings differ (exponent or not, "e+16" or "e16"): compared as text, they must agree.
+    st.sampled_from([0.1, 1.0, -0.0, 1e16, 1e21, 1e-7, 123.456, 2.5e-5, 1e300, 5e-324, 1.2345678901234567e19]),
+    st.floats(min_value=1e15, max_value=1e23),
+    st.floats(min_value=1e-9, max_value=1e-4),
     st.text(text_chars, max_size=8),
     st.sampled_from(["10", "true", "null", "1.0", ""]),
 )
-meta_values = st.recursive(
+meta_values = st.one_of(scalars, st.recursive(
     scalars,
     lambda children: st.one_of(
         st.lists(children, max_size=3),
         st.dictionaries(st.sampled_from(KEYS), children, max_size=3),
     ),
     max_leaves=8,
-)
+))
 metadata = st.one_of(st.none(), st.dictionaries(st.sampled_from(KEYS), meta_values, max_size=4))
 
 _task_ids = (f"prop{n:08d}" for n in itertools.count())

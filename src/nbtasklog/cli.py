@@ -305,18 +305,16 @@ def where(engine: Engine) -> str:
 
 
 # ---- formatting -------------------------------------------------------------------------------------
-def local_time(value: datetime | None, with_date: bool = True, millis: bool = False) -> str:
-    if value is None:
-        return ""
-    text = value.astimezone().strftime("%Y-%m-%d %H:%M:%S.%f" if with_date else "%H:%M:%S.%f")
-    return text[:-3] if millis else text[:-7]
+def local_time(value: datetime | None) -> str:
+    """A UTC datetime as local time to the second, for tables."""
+    return "" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 _last_second: tuple[int, bool, str] = (-1, True, "")
 
 
 def record_time(timestamp_us: int, with_date: bool) -> str:
-    """Local time of a record with milliseconds; the formatted second is reused (logs print ~many per second)."""
+    """Local time of a record with milliseconds; the formatted second is reused (a busy log has many records per second)."""
     global _last_second
     second, micros = divmod(timestamp_us, 1_000_000)
     if _last_second[:2] != (second, with_date):

@@ -33,7 +33,7 @@ from .record import LogRecord
 from .remote import RemoteStore, ServerConnection, ServerError, discover_server
 from .runner import ACTIVE, Runner, TaskState, new_task_id, utcnow
 from .settings import Settings, SettingsManager
-from .store.buffer import Health, WriteBuffer
+from .store.buffer import ROW_GROUP, Health, WriteBuffer
 from .store.store import Store
 from .task import LogRecords, Task, wait_until
 
@@ -96,7 +96,7 @@ class Engine:
         *,
         store: Store | RemoteStore | None = None,
         flush_interval: float = 2.0,
-        flush_size: int = 20_000,
+        flush_size: int = ROW_GROUP,
         buffer_cap: int = 500_000,
         max_workers: int = 8,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,

@@ -40,7 +40,7 @@ class NbTaskLogApp(ExtensionApp):
         "Default: NBTASKLOG_DB, else nbtasklog/nbtasklog.duckdb under the Jupyter data directory."
     ).tag(config=True)
     flush_interval = Float(2.0, help="Seconds between batch writes of buffered records.").tag(config=True)
-    flush_size = Integer(20_000, help="Buffered records that trigger a write before the interval.").tag(config=True)
+    flush_size = Integer(122_880, help="Buffered records that trigger a write before the interval.").tag(config=True)
     buffer_cap = Integer(
         500_000, help="Records kept in memory while the database is unavailable; more spill to files."
     ).tag(config=True)

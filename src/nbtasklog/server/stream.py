@@ -18,6 +18,8 @@ import asyncio
 import json
 import time
 import weakref
+from collections import deque
+from dataclasses import replace
 from typing import Any
 
 from jupyter_server.auth.decorator import ws_authenticated
@@ -29,6 +31,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..engine import UnknownTaskError
 from ..filter import FilterError, LogFilter, make_filter
+from ..levels import Level, levels_at_or_above
 from ..live import Subscription
 from .app import Services
 from .handlers import dumps, error_status, filter_from_query, record_text
@@ -38,17 +41,29 @@ SHARED_TEXTS = 65_536  # JSON texts of a task's live records kept for its other 
 
 
 class _SocketSubscription(Subscription):
-    """A Subscription read by the event loop: nothing but a deque append on the emitter's side.
+    """A Subscription read by the event loop: little more than a deque append on the emitter's side.
 
     offer() runs in the task's thread, once per record per open socket, under the emitter's lock.
-    The loop is woken through on_ready and takes with timeout=0, so the Condition (lock + notify,
-    about half of Subscription.offer) is not needed: deque append and popleft are atomic and only
-    the loop pops. A match-all filter is not called at all.
+    The loop takes with timeout=0, so the Condition (lock + notify, about half of
+    Subscription.offer) is not needed: deque append and popleft are atomic and only the loop pops.
+
+    `polled` (a task run in this process): offer is the bounded deque's own append, in C, with no
+    Python frame per record, so that viewers cost the task's thread next to nothing; the reader
+    polls every stream_interval instead of being woken, filters on the event loop, and a full
+    deque (it drops its oldest) or a gap in the consecutive seqs it takes means that the reader
+    fell behind (`lagging`); the bound then counts every record of the task, matching or not.
+    Otherwise (records ingested from a kernel) offer() filters, bounds and wakes the reader.
     """
 
-    def __init__(self, flt: LogFilter, max_queue: int, on_ready: Any) -> None:
+    def __init__(self, flt: LogFilter, max_queue: int, on_ready: Any, local: bool = False) -> None:
         super().__init__(flt, max_queue, on_ready)
         self._match = None if flt.with_limit(None) == LogFilter() else flt.matches
+        self.polled = local
+        self._keep = _batch_filter(flt) if local else None  # polled: the filter, run on the loop per batch
+        self._next: int | None = None  # polled: the seq the next take must start with, once known
+        if self.polled:
+            self._queue = deque(maxlen=max_queue)
+            self.offer = self._queue.append  # type: ignore[method-assign]
 
     def offer(self, record: Any) -> None:
         if self.lagging or (self._match is not None and not self._match(record)):
@@ -63,11 +78,44 @@ class _SocketSubscription(Subscription):
             self.on_ready()
 
     def take(self, timeout: float | None = None) -> list[Any]:
-        pop = self._queue.popleft
+        queue = self._queue
+        if self.polled and len(queue) >= self.max_queue:  # full: it may have dropped records
+            return self._fell_behind()
+        pop = queue.popleft
         try:
-            return [pop() for _ in range(len(self._queue))]
+            items = [pop() for _ in range(len(queue))]
         except IndexError:  # offer() cleared the queue meanwhile: lagging is set, the reader catches up
             return []
+        if self.polled and items:
+            first, last = items[0].seq, items[-1].seq
+            if last - first + 1 != len(items) or (self._next is not None and first != self._next):
+                return self._fell_behind()
+            self._next = last + 1
+            if self._keep is not None:
+                items = self._keep(items)
+        return items
+
+    def _fell_behind(self) -> list[Any]:
+        self.lagging = True
+        self._next = None  # the reader re-reads from its cursor; the seqs after it are not known
+        self._queue.clear()
+        return []
+
+
+def _batch_filter(flt: LogFilter) -> Any:
+    """records -> the matching ones; a plain comprehension on level and source when that is all `flt` asks."""
+    if flt.with_limit(None) == LogFilter():
+        return None
+    if replace(flt, min_level=Level.DEBUG, sources=None, order="asc", limit=None) != LogFilter():
+        match = flt.matches
+        return lambda records: [r for r in records if match(r)]
+    levels, sources = frozenset(levels_at_or_above(flt.min_level)), flt.sources
+    # r[3] is the level and r[4] the source (LogRecord's fields by position: no property call).
+    if sources is None:
+        return lambda records: [r for r in records if r[3] in levels]
+    if flt.min_level <= Level.DEBUG:
+        return lambda records: [r for r in records if r[4] in sources]
+    return lambda records: [r for r in records if r[3] in levels and r[4] in sources]
 
 
 class _TaskTexts:
@@ -191,7 +239,8 @@ class LogStreamHandler(_AuthorizedSocket):
             self.close(4404, str(error)[:120])
             return
         flt = flt.with_limit(None)
-        subscription = _SocketSubscription(flt, self.services.stream_queue, on_ready=self._wake)
+        local = engine.runner.get(self.task_id) is not None
+        subscription = _SocketSubscription(flt, self.services.stream_queue, on_ready=self._wake, local=local)
         self._swap_subscription(subscription)
         last = flt.after_seq or 0
         try:
@@ -200,7 +249,7 @@ class LogStreamHandler(_AuthorizedSocket):
             while True:
                 state = engine.runner.get(self.task_id)  # a task run here: no trip through the executor
                 finished = state.done.is_set() if state is not None else await self.services.run(engine.is_finished, self.task_id)
-                if not finished and not subscription._queue and not subscription.lagging:  # an ended task: end now
+                if not (finished or subscription.polled or subscription._queue or subscription.lagging):  # ended: end now
                     try:
                         await asyncio.wait_for(self.ready.wait(), timeout=0.5)
                     except asyncio.TimeoutError:

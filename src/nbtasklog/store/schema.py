@@ -159,15 +159,3 @@ def _json_text_postgresql(element: json_text, compiler: object, **kw: object) ->
 def _json_exists_postgresql(element: json_exists, compiler: object, **kw: object) -> str:
     path = "{" + ",".join(element.path) + "}"
     return f"({_column(element, compiler, **kw)} #> {_literal(compiler, path, **kw)} IS NOT NULL)"
-
-
-@compiles(json_text, "sqlite")
-def _json_text_sqlite(element: json_text, compiler: object, **kw: object) -> str:
-    # json_extract gives numbers back as numbers; CAST renders them as text like the others.
-    column, path = _column(element, compiler, **kw), _literal(compiler, _dollar_path(element.path), **kw)
-    return f"(CASE WHEN json_type({column}, {path}) IN ('object', 'array') THEN NULL ELSE CAST(json_extract({column}, {path}) AS TEXT) END)"
-
-
-@compiles(json_exists, "sqlite")
-def _json_exists_sqlite(element: json_exists, compiler: object, **kw: object) -> str:
-    return f"(json_type({_column(element, compiler, **kw)}, {_literal(compiler, _dollar_path(element.path), **kw)}) IS NOT NULL)"

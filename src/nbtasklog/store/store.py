@@ -23,6 +23,7 @@ from ..record import LogRecord, datetime_to_us
 from . import schema
 from .schema import LOG_COLUMNS, task_logs, tasks
 
+SUPPORTED_BACKENDS = ("duckdb", "postgresql")
 ACTIVE_STATUSES = ("PENDING", "RUNNING")
 FINISHED_STATUSES = ("SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED")
 
@@ -74,7 +75,11 @@ class Store:
 
     def __init__(self, url: str | os.PathLike[str] | URL) -> None:
         self.url = database_url(url)
-        self.is_duckdb = self.url.get_backend_name() == "duckdb"
+        backend = self.url.get_backend_name()
+        if backend not in SUPPORTED_BACKENDS:
+            # The schema needs sequences and the filters JSON paths; these two have both.
+            raise ValueError(f"nbtasklog stores logs in DuckDB (the default) or PostgreSQL, not {backend!r}")
+        self.is_duckdb = backend == "duckdb"
         self._engine: Engine | None = None
         self._open_lock = threading.Lock()
 
@@ -288,21 +293,13 @@ class Store:
 
 def _upsert(conn: Any, table: Any, rows: list[Mapping[str, Any]]) -> None:
     """Insert rows, or update the row with the same primary key."""
+    from sqlalchemy.dialects.postgresql import insert  # duckdb-engine speaks PostgreSQL's ON CONFLICT
+
     key = table.primary_key.columns.values()[0].name
-    dialect = conn.dialect.name
-    if dialect in ("duckdb", "postgresql", "sqlite"):
-        if dialect == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:  # duckdb-engine speaks PostgreSQL's ON CONFLICT
-            from sqlalchemy.dialects.postgresql import insert
-        for row in rows:
-            statement = insert(table).values(**row)
-            changes = {k: statement.excluded[k] for k in row if k != key}
-            conn.execute(statement.on_conflict_do_update(index_elements=[key], set_=changes))
-        return
     for row in rows:
-        if conn.execute(update(table).where(table.c[key] == row[key]).values(**row)).rowcount == 0:
-            conn.execute(table.insert().values(**row))
+        statement = insert(table).values(**row)
+        changes = {k: statement.excluded[k] for k in row if k != key}
+        conn.execute(statement.on_conflict_do_update(index_elements=[key], set_=changes))
 
 
 def _duckdb(conn: Any) -> Any:
