@@ -25,7 +25,17 @@ __all__ = [
     "UnknownPluginError", "UnknownTaskError", "belief_scope", "cleanup", "connect", "current_context",
     "get_engine", "get_settings", "get_task", "health", "list_plugins", "list_tasks", "make_filter",
     "parse_level", "register", "run_task", "sql", "update_settings",
+    "LogViewer", "SettingsPanel", "TaskList",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The widgets, imported on first use (anywidget is not needed to log or query)."""
+    if name in ("LogViewer", "TaskList", "SettingsPanel"):
+        from . import widget
+
+        return getattr(widget, name)
+    raise AttributeError(f"module 'nbtasklog' has no attribute {name!r}")
 
 
 def run_task(plugin: Any, params: dict[str, Any] | None = None, **options: Any) -> Task:
@@ -68,6 +78,11 @@ def cleanup(older_than: Any) -> list[str]:
 
 def health() -> Health:
     return get_engine().health()
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where JupyterLab finds the sidebar (the prebuilt extension the wheel ships)."""
+    return [{"src": "labextension", "dest": "nbtasklog"}]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

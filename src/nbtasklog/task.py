@@ -144,6 +144,14 @@ class Task:
             text += f"\n  error: {info['error']}"
         return text
 
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """In a notebook: the log viewer (nbtasklog.LogViewer); text/plain: status and last lines, no address."""
+        try:
+            from .widget import task_mimebundle
+        except ImportError:  # anywidget not installed: the text form alone
+            return {"text/plain": repr(self)}
+        return task_mimebundle(self)
+
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """IPython's text form: the status line and the last lines of the log."""
         printer.text(repr(self))

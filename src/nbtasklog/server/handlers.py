@@ -30,6 +30,11 @@ TASK_ID = r"(?P<task_id>[A-Za-z0-9_\-]{1,64})"
 DEFAULT_LOG_LIMIT = 1000
 FILTER_PARAMS = {"level", "source", "search", "after", "before", "since", "until", "limit", "order", "errors_only"}
 ALWAYS_ALLOWED = {"token", "_xsrf"}
+
+
+def _always_allowed(name: str) -> bool:
+    """Auth parameters, and the bare timestamp JupyterLab's ServerConnection adds to GETs against caches."""
+    return name in ALWAYS_ALLOWED or name.isdigit()
 TASK_COLUMNS = {"id", "plugin", "params", "status", "created_at", "started_at", "finished_at", "error",
                 "progress", "progress_message", "log_level", "record_count"}
 STATUSES = {"PENDING", "RUNNING", "SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED"}
@@ -78,7 +83,7 @@ def filter_from_query(arguments: dict[str, list[bytes]], default_limit: int | No
             sources.extend(s for t in texts for s in t.split(","))
         elif name in FILTER_PARAMS:
             values[name] = texts[-1]
-        elif name not in ALWAYS_ALLOWED and name not in extra:
+        elif not _always_allowed(name) and name not in extra:
             raise FilterError(f"unknown query parameter {name!r}: use level, source, search, meta.KEY, after, before, since, until, limit, order")
     if sources:
         values["source"] = sources
@@ -177,7 +182,7 @@ class TasksHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        unknown = set(self.request.arguments) - {"status", "plugin", "limit", "before"} - ALWAYS_ALLOWED
+        unknown = {a for a in self.request.arguments if not _always_allowed(a)} - {"status", "plugin", "limit", "before"}
         if unknown:  # a misspelt filter must not silently list every task
             raise web.HTTPError(400, f"unknown query parameter {sorted(unknown)[0]!r}: use status, plugin, limit, before")
         status = self.get_argument("status", "")

@@ -1,0 +1,91 @@
+/**
+ * The JupyterLab sidebar: task list (live through tasks/stream), the form that starts a plugin,
+ * cancel and delete, the selected task's log, and the logging settings. Talks to the server only.
+ */
+import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { listIcon } from '@jupyterlab/ui-components';
+import { Widget } from '@lumino/widgets';
+import { SettingsView, TaskListPanel } from '../core/panels';
+import { LogViewer } from '../core/viewer';
+import { RestTransport } from './rest';
+
+export class TaskLogSidebar extends Widget {
+  private transport = new RestTransport();
+  private list: TaskListPanel | null = null;
+  private viewer: LogViewer | null = null;
+  private settingsView: SettingsView | null = null;
+  private tasksArea: HTMLElement;
+  private viewerArea: HTMLElement;
+  private settingsArea: HTMLElement;
+  private tabs: HTMLButtonElement[] = [];
+
+  constructor() {
+    super();
+    this.id = 'nbtasklog-sidebar';
+    this.addClass('ntl-sidebar');
+    this.title.caption = 'Task logs';
+    this.title.icon = listIcon;
+    const d = this.node.ownerDocument;
+    const nav = d.createElement('div');
+    nav.setAttribute('role', 'tablist');
+    nav.setAttribute('aria-label', 'nbtasklog views');
+    nav.className = 'ntl-sidebar-nav';
+    for (const [name, label] of [['tasks', 'Tasks'], ['settings', 'Settings']]) {
+      const tab = d.createElement('button');
+      tab.type = 'button';
+      tab.className = 'ntl-button';
+      tab.setAttribute('role', 'tab');
+      tab.textContent = label;
+      tab.dataset.view = name;
+      tab.addEventListener('click', () => this.showView(name));
+      this.tabs.push(tab);
+      nav.appendChild(tab);
+    }
+    this.tasksArea = d.createElement('div');
+    this.tasksArea.className = 'ntl-sidebar-tasks';
+    this.viewerArea = d.createElement('div');
+    this.viewerArea.className = 'ntl-sidebar-viewer ntl-fill';
+    this.settingsArea = d.createElement('div');
+    this.settingsArea.className = 'ntl-sidebar-settings';
+    this.node.append(nav, this.tasksArea, this.viewerArea, this.settingsArea);
+    this.showView('tasks');
+  }
+
+  showView(view: string): void {
+    for (const tab of this.tabs) tab.setAttribute('aria-selected', String(tab.dataset.view === view));
+    const tasks = view === 'tasks';
+    this.tasksArea.hidden = !tasks;
+    this.viewerArea.hidden = !tasks || this.viewer === null;
+    this.settingsArea.hidden = tasks;
+    if (tasks && !this.list) this.list = new TaskListPanel(this.tasksArea, this.transport, { onSelect: (t) => this.open(t.id) });
+    if (!tasks) {
+      this.settingsView?.destroy();
+      this.settingsView = new SettingsView(this.settingsArea, this.transport);
+    }
+  }
+
+  open(taskId: string): void {
+    this.viewer?.destroy();
+    this.viewer = new LogViewer(this.viewerArea, this.transport, taskId);
+    this.viewerArea.hidden = false;
+  }
+
+  dispose(): void {
+    this.viewer?.destroy();
+    this.list?.destroy();
+    this.settingsView?.destroy();
+    super.dispose();
+  }
+}
+
+const plugin: JupyterFrontEndPlugin<void> = {
+  id: 'nbtasklog:sidebar',
+  description: 'Per-task logs: task list, log viewer and logging settings in the left sidebar.',
+  autoStart: true,
+  activate: (app: JupyterFrontEnd) => {
+    const sidebar = new TaskLogSidebar();
+    app.shell.add(sidebar, 'left', { rank: 600 });
+  },
+};
+
+export default plugin;

@@ -1,0 +1,159 @@
+// The history/live seam, and the viewer on top of it: filters, follow mode, search, text-only rendering.
+import { afterEach, describe, expect, it } from 'vitest';
+import { makeFilter } from '../src/core/filter';
+import { FilteredView, RecordStore } from '../src/core/records';
+import { LogViewer } from '../src/core/viewer';
+import { FakeTransport, records } from './fake';
+import { fakeScrolling } from './scroll';
+
+afterEach(() => document.body.replaceChildren());
+
+describe('RecordStore seam', () => {
+  it('keeps each seq once across history pages, the seam and a lagging catch-up', () => {
+    const store = new RecordStore();
+    expect(store.add(records(1, 100))).toBe(100);
+    // live records already queued before history ended overlap its last page
+    expect(store.add(records(95, 120))).toBe(20);
+    // after "lagging" the server re-reads from the cursor it last sent: repeats are dropped
+    expect(store.add(records(110, 130))).toBe(10);
+    expect(store.records.map((r) => r.seq)).toEqual(Array.from({ length: 130 }, (_, i) => i + 1));
+    expect(store.cursor).toBe(130);
+    store.reset();
+    expect([store.records.length, store.cursor, store.historyDone]).toEqual([0, 0, false]);
+  });
+
+  it('FilteredView follows appends and refilters', () => {
+    const store = new RecordStore();
+    const view = new FilteredView(store, makeFilter({ level: 'WARNING' }));
+    store.add(records(1, 10, (s) => ({ level: s % 2 ? 'WARNING' : 'DEBUG' })));
+    expect(view.update()).toBe(5);
+    store.add(records(11, 12, () => ({ level: 'ERROR' })));
+    expect(view.update()).toBe(2);
+    expect(view.length).toBe(7);
+    view.setFilter(makeFilter({ level: 'ERROR' }));
+    expect(view.length).toBe(2);
+    expect(view.find((r) => r.seq === 12)).toBe(1);
+  });
+});
+
+function mount(t = new FakeTransport()) {
+  const host = document.createElement('div');
+  document.body.appendChild(host);
+  const viewer = new LogViewer(host, t, 't1', { initialRect: { width: 800, height: 400 }, statsInterval: 60_000 });
+  fakeScrolling(host.querySelector('.ntl-scroll')!, 400);
+  return { t, host, viewer };
+}
+
+const rows = (host: HTMLElement) => [...host.querySelectorAll('.ntl-row')] as HTMLElement[];
+const messages = (host: HTMLElement) => rows(host).map((r) => r.querySelector('.ntl-message')!.textContent);
+
+describe('LogViewer', () => {
+  it('opens the stream at INFO and above and renders history then live records', () => {
+    const { t, host, viewer } = mount();
+    expect(t.filters[0].level).toBe('INFO');
+    t.events.records(records(1, 3));
+    t.events.historyEnd(3);
+    t.events.records(records(3, 5));
+    expect(messages(host)).toEqual(['message 1', 'message 2', 'message 3', 'message 4', 'message 5']);
+    viewer.destroy();
+    expect(t.closed).toBe(true);
+    expect(host.children.length).toBe(0);
+  });
+
+  it('shows HTML in messages and metadata as text, running nothing', () => {
+    const { t, host } = mount();
+    t.events.records(records(1, 1, () => ({ message: '<img src=x onerror=alert(1)>', meta: '{"html":"<script>alert(2)</script>"}' })));
+    const row = rows(host)[0];
+    expect(row.querySelector('img')).toBeNull();
+    expect(row.querySelector('.ntl-message')!.textContent).toBe('<img src=x onerror=alert(1)>');
+    (row.querySelector('[data-action="meta"]') as HTMLElement).click();
+    expect(host.querySelector('script')).toBeNull();
+    expect(host.querySelector('.ntl-meta')!.textContent).toContain('"<script>alert(2)</script>"');
+  });
+
+  it('a narrower filter applies at once on what is held; a wider one asks the server', () => {
+    const { t, host, viewer } = mount();
+    t.events.records(records(1, 6, (s) => ({ source: s % 2 ? 'plugin' : 'superset_api' })));
+    viewer.setSources(['superset_api']);
+    expect(messages(host)).toEqual(['message 2', 'message 4', 'message 6']);
+    expect(t.filters.length).toBe(1); // answered locally
+    // a new matching record appears, a non-matching one never shows (US1.2)
+    t.events.records(records(7, 8, (s) => ({ source: s === 8 ? 'superset_api' : 'plugin' })));
+    expect(messages(host)).toEqual(['message 2', 'message 4', 'message 6', 'message 8']);
+    (host.querySelector('[aria-label="Level"]') as HTMLSelectElement).value = 'DEBUG';
+    host.querySelector('[aria-label="Level"]')!.dispatchEvent(new Event('change'));
+    expect(t.filters.length).toBe(2);
+    expect(t.filters[1]).toMatchObject({ level: 'DEBUG', source: ['superset_api'] });
+    // the server answers: reset, then the new history replaces what was held
+    t.events.reset();
+    expect(messages(host).length).toBe(4); // still showing the preview until the answer arrives
+    t.events.records(records(1, 2, () => ({ source: 'superset_api', level: 'DEBUG', message: 'debug!' })));
+    expect(messages(host)).toEqual(['debug!', 'debug!']);
+  });
+
+  it('follow mode: scrolling up pauses it and counts new records; jump to latest resumes', () => {
+    const { t, host, viewer } = mount();
+    t.events.records(records(1, 200));
+    expect(viewer.following).toBe(true);
+    viewer.pause();
+    t.events.records(records(201, 212));
+    const latest = host.querySelector('.ntl-latest') as HTMLButtonElement;
+    expect(latest.hidden).toBe(false);
+    expect(latest.textContent).toBe('12 new — jump to latest');
+    latest.click();
+    expect(viewer.following).toBe(true);
+    expect(latest.hidden).toBe(true);
+    expect(host.querySelector('[aria-label="Follow newest records"]')!.getAttribute('aria-pressed')).toBe('true');
+  });
+
+  it('search highlights matches and moves to ones not yet rendered', async () => {
+    const { t, host, viewer } = mount();
+    t.events.records(records(1, 5000, (s) => ({ message: s % 1000 === 0 ? `Needle ${s} and needle` : `hay ${s}` })));
+    const search = host.querySelector('[aria-label="Search"]') as HTMLInputElement;
+    search.value = 'needle';
+    viewer.applyFilters();
+    expect(messages(host).length).toBe(5);
+    expect(host.querySelector('.ntl-match-count')!.textContent).toBe('10 matches');
+    viewer.nextMatch(1);
+    viewer.nextMatch(1);
+    viewer.nextMatch(1);
+    expect(host.querySelector('.ntl-match-count')!.textContent).toBe('3 of 10 matches');
+    const current = host.querySelector('mark.ntl-match-current')!;
+    expect(current.textContent).toBe('Needle');
+    expect(current.closest('.ntl-row')!.getAttribute('data-seq')).toBe('2000');
+    viewer.nextMatch(-1);
+    expect(host.querySelector('.ntl-match-count')!.textContent).toBe('2 of 10 matches');
+  });
+
+  it('jump to first error focuses it; errors only keeps ERROR', () => {
+    const { t, host, viewer } = mount();
+    t.events.records(records(1, 3000, (s) => ({ level: s === 2500 || s === 2900 ? 'ERROR' : 'INFO' })));
+    viewer.jumpToFirstError();
+    expect(host.querySelector('.ntl-row-focused')!.getAttribute('data-seq')).toBe('2500');
+    const errors = host.querySelector('[aria-label="Errors only"]') as HTMLInputElement;
+    errors.checked = true;
+    errors.dispatchEvent(new Event('change'));
+    expect(rows(host).map((r) => r.dataset.seq)).toEqual(['2500', '2900']);
+  });
+
+  it('a bad metadata filter is reported, not applied', () => {
+    const { t, host, viewer } = mount();
+    const meta = host.querySelector('[aria-label="Metadata filter"]') as HTMLInputElement;
+    meta.value = 'a b=1';
+    viewer.applyFilters();
+    expect(meta.getAttribute('aria-invalid')).toBe('true');
+    expect(host.querySelector('.ntl-note')!.textContent).toContain("bad metadata key 'a b'");
+    meta.value = 'dashboard_id=12';
+    viewer.applyFilters();
+    expect(t.filters.at(-1)).toMatchObject({ meta: ['dashboard_id=12'] });
+  });
+
+  it('every control has an accessible name', () => {
+    const { host } = mount();
+    for (const name of ['Level', 'Source', 'Search', 'Metadata filter', 'Errors only', 'Jump to first error', 'Previous match', 'Next match', 'Follow newest records', 'Download JSONL', 'Download CSV']) {
+      expect(host.querySelector(`[aria-label="${name}"]`), name).not.toBeNull();
+    }
+    expect(host.querySelector('[role="progressbar"]')).not.toBeNull();
+    expect(host.querySelector('[role="list"][aria-label="Log records"]')).not.toBeNull();
+  });
+});
