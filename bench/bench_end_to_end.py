@@ -12,7 +12,7 @@ from __future__ import annotations
 from time import perf_counter, time_ns
 from typing import Any
 
-from common import Row, check, median, temp_dir
+from common import Row, check, median, persisted_plugin_records, temp_dir
 
 from nbtasklog import Engine, LogRecord
 from nbtasklog.store.store import Store, records_to_arrow
@@ -36,9 +36,7 @@ def _ours(n: int) -> float:
             check(engine.flush(), "end to end: the buffer could not be written")
             elapsed = perf_counter() - start
             check(task.status == "SUCCESS", f"end to end: task {task.status}: {task.error}")
-            count = int(engine.sql(
-                f"SELECT count(*) AS n FROM task_logs WHERE task_id = '{task.id}' AND source = 'plugin'"
-            )["n"][0])
+            count = persisted_plugin_records(engine, task.id)
             check(count == n, f"end to end: {count} records persisted, expected {n}")
         finally:
             engine.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from time import perf_counter, thread_time
 from typing import Any
 
-from common import Row, check, median, temp_dir
+from common import Row, check, median, persisted_plugin_records, temp_dir
 
 from nbtasklog import Engine
 
@@ -68,9 +68,7 @@ def run(quick: bool) -> list[Row]:
                     results[mode].append(task.result)
                     check(engine.flush(), "overhead: the buffer could not be written")
                     if mode == "on":
-                        count = int(engine.sql(
-                            f"SELECT count(*) AS n FROM task_logs WHERE task_id = '{task.id}' AND source = 'plugin'"
-                        )["n"][0])
+                        count = persisted_plugin_records(engine, task.id)
                         check(count == n, f"overhead: {count} records persisted, expected {n}")
         finally:
             engine.close()

@@ -17,7 +17,6 @@ from __future__ import annotations
 from time import perf_counter, time_ns
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc

@@ -11,6 +11,7 @@ import contextlib
 import shutil
 import statistics
 import tempfile
+from typing import Any
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,3 +73,10 @@ def check(condition: bool, message: str) -> None:
     """A correctness check (never a timing one): the benchmark is void when it fails."""
     if not condition:
         raise AssertionError(message)
+
+
+def persisted_plugin_records(engine: Any, task_id: str) -> int:
+    """How many of a task's "plugin" records the store holds (benchmarks check their work with it)."""
+    return int(engine.sql(
+        f"SELECT count(*) AS n FROM task_logs WHERE task_id = '{task_id}' AND source = 'plugin'"
+    )["n"][0])

@@ -51,3 +51,14 @@ export function option(doc: Document, text: string, value: string): HTMLOptionEl
   o.value = value;
   return o;
 }
+
+/** The text of a caught error, for a status note. */
+export function errorText(error: unknown): string {
+  return String((error as Error)?.message ?? error);
+}
+
+/** Show `message` in a panel's note line, styled as an error when `isError`. */
+export function showNote(note: HTMLElement, message: string, isError = false): void {
+  note.textContent = message;
+  note.className = isError ? 'ntl-note ntl-note-error' : 'ntl-note';
+}

@@ -2,7 +2,7 @@
  * The task list (with the form that starts a plugin) and the settings view, framework-free like the
  * viewer: the JupyterLab sidebar and the TaskList / SettingsPanel widgets mount them on a TaskService.
  */
-import { duration, el, option, seconds } from './format';
+import { duration, el, errorText, option, seconds, showNote } from './format';
 import { LEVELS } from './levels';
 import { injectStyles } from './style';
 import type { PluginInfo, SettingsInfo, TaskService } from './transport';
@@ -70,7 +70,7 @@ export class TaskListPanel {
       this.tasks = new Map(tasks.map((t) => [t.id, t]));
       this.render();
     } catch (error) {
-      this.say(String((error as Error)?.message ?? error), true);
+      this.say(errorText(error), true);
     }
   }
 
@@ -157,13 +157,12 @@ export class TaskListPanel {
     try {
       await action();
     } catch (error) {
-      this.say(String((error as Error)?.message ?? error), true);
+      this.say(errorText(error), true);
     }
   }
 
   private say(message: string, isError = false): void {
-    this.note.textContent = message;
-    this.note.className = isError ? 'ntl-note ntl-note-error' : 'ntl-note';
+    showNote(this.note, message, isError);
   }
 
   destroy(): void {
@@ -199,7 +198,7 @@ class StartForm {
         const task = await service.startTask(this.select.value, this.params());
         started(task);
       } catch (error) {
-        fail(String((error as Error)?.message ?? error));
+        fail(errorText(error));
       }
     }, { signal });
     service.plugins().then((plugins) => {
@@ -323,7 +322,7 @@ export class SettingsView {
     try {
       this.show(await this.service.getSettings());
     } catch (error) {
-      this.say(String((error as Error)?.message ?? error), true);
+      this.say(errorText(error), true);
     }
   }
 
@@ -342,13 +341,12 @@ export class SettingsView {
       this.show(await this.service.putSettings({ log_level: c.log_level.value, task_log_level: c.task_log_level.value, belief_scope_enabled: c.belief_scope_enabled.checked }));
       this.say('Saved; running tasks use it now.');
     } catch (error) {
-      this.say(String((error as Error)?.message ?? error), true);
+      this.say(errorText(error), true);
     }
   }
 
   private say(message: string, isError = false): void {
-    this.note.textContent = message;
-    this.note.className = isError ? 'ntl-note ntl-note-error' : 'ntl-note';
+    showNote(this.note, message, isError);
   }
 
   destroy(): void {

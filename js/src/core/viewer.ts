@@ -3,7 +3,7 @@
  * widget and the JupyterLab sidebar both mount it on an element with a transport, and destroy() undoes all.
  */
 import { FilterError, LogFilter, foldCase, makeFilter, type FilterSpec } from './filter';
-import { duration, el, option, seconds } from './format';
+import { duration, el, option, seconds, showNote } from './format';
 import { LEVELS } from './levels';
 import { FilteredView, RecordStore } from './records';
 import { findMatches, recordText, renderRow } from './render';
@@ -575,8 +575,7 @@ export class LogViewer {
   }
 
   private say(message: string, isError = false): void {
-    this.ui.note.textContent = message;
-    this.ui.note.className = isError ? 'ntl-note ntl-note-error' : 'ntl-note';
+    showNote(this.ui.note, message, isError);
     this.ui.note.setAttribute('role', isError ? 'alert' : 'status');
   }
 
