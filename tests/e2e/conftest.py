@@ -31,12 +31,16 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def _require() -> Any:
-    """Playwright, a chromium and the built JS, or a skip saying what is missing (./dev test provides all three)."""
-    api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the e2e tests drive chromium with it)")
+    """Playwright, a chromium and the built JS; a failure saying what is missing, never a silent skip
+    (./dev test provides all three, so a missing one is a broken install step)."""
+    try:
+        import playwright.sync_api as api
+    except ImportError:
+        pytest.fail("pip install playwright (the e2e tests drive chromium with it)")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"no chromium at {CHROMIUM}: apt-get install -y chromium")
+        pytest.fail(f"no chromium at {CHROMIUM}: apt-get install -y chromium")
     if not (PACKAGE / "static" / "widget.js").exists() or not (PACKAGE / "labextension" / "package.json").exists():
-        pytest.skip("the JS is not built: npm ci && npm run build:prod (pip install builds it too)")
+        pytest.fail("the JS is not built: npm ci && npm run build:prod (pip install builds it too)")
     return api
 
 

@@ -332,10 +332,6 @@ def test_cli_discovers_the_running_server(live_server, monkeypatch):
 def test_cli_lists_tasks_through_the_running_server(live_server):
     """`nbtasklog --db PATH tasks` while the server holds PATH: answered through the server, no lock error."""
     server = live_server
-    try:
-        import nbtasklog.cli  # noqa: F401
-    except ImportError:
-        pytest.skip("src/nbtasklog/cli.py is not written yet; test_cli_discovers_the_running_server covers discovery")
     task = server.post("nbtasklog/api/tasks", {"plugin": "dashboard_backup", "params": {"dashboards": 2, "delay": 0}})
     server.wait_finished(task["id"])
     cli = shutil.which("nbtasklog", path=str(VENV_BIN)) or "nbtasklog"
