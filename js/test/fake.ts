@@ -27,3 +27,6 @@ export function records(from: number, to: number, make: (seq: number) => Partial
   }
   return out;
 }
+
+/** Resolves after the next animation frame (the viewer draws arrived records once per frame). */
+export const nextFrame = () => new Promise<void>((resolve) => requestAnimationFrame(() => resolve()));

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { makeFilter } from '../src/core/filter';
 import { FilteredView, RecordStore } from '../src/core/records';
 import { LogViewer } from '../src/core/viewer';
-import { FakeTransport, records } from './fake';
+import { FakeTransport, nextFrame, records } from './fake';
 import { fakeScrolling } from './scroll';
 
 afterEach(() => document.body.replaceChildren());
@@ -48,21 +48,24 @@ const rows = (host: HTMLElement) => [...host.querySelectorAll('.ntl-row')] as HT
 const messages = (host: HTMLElement) => rows(host).map((r) => r.querySelector('.ntl-message')!.textContent);
 
 describe('LogViewer', () => {
-  it('opens the stream at INFO and above and renders history then live records', () => {
+  it('opens the stream at INFO and above and renders history then live records, once per frame', async () => {
     const { t, host, viewer } = mount();
     expect(t.filters[0].level).toBe('INFO');
     t.events.records(records(1, 3));
     t.events.historyEnd(3);
     t.events.records(records(3, 5));
+    expect(messages(host)).toEqual([]); // batches are drawn by the next frame, all at once
+    await nextFrame();
     expect(messages(host)).toEqual(['message 1', 'message 2', 'message 3', 'message 4', 'message 5']);
     viewer.destroy();
     expect(t.closed).toBe(true);
     expect(host.children.length).toBe(0);
   });
 
-  it('shows HTML in messages and metadata as text, running nothing', () => {
+  it('shows HTML in messages and metadata as text, running nothing', async () => {
     const { t, host } = mount();
     t.events.records(records(1, 1, () => ({ message: '<img src=x onerror=alert(1)>', meta: '{"html":"<script>alert(2)</script>"}' })));
+    await nextFrame();
     const row = rows(host)[0];
     expect(row.querySelector('img')).toBeNull();
     expect(row.querySelector('.ntl-message')!.textContent).toBe('<img src=x onerror=alert(1)>');
@@ -71,14 +74,15 @@ describe('LogViewer', () => {
     expect(host.querySelector('.ntl-meta')!.textContent).toContain('"<script>alert(2)</script>"');
   });
 
-  it('a narrower filter applies at once on what is held; a wider one asks the server', () => {
+  it('a narrower filter applies at once on what is held; a wider one asks the server', async () => {
     const { t, host, viewer } = mount();
     t.events.records(records(1, 6, (s) => ({ source: s % 2 ? 'plugin' : 'superset_api' })));
-    viewer.setSources(['superset_api']);
+    viewer.setSources(['superset_api']); // drawn in the click, not a frame later
     expect(messages(host)).toEqual(['message 2', 'message 4', 'message 6']);
     expect(t.filters.length).toBe(1); // answered locally
     // a new matching record appears, a non-matching one never shows (US1.2)
     t.events.records(records(7, 8, (s) => ({ source: s === 8 ? 'superset_api' : 'plugin' })));
+    await nextFrame();
     expect(messages(host)).toEqual(['message 2', 'message 4', 'message 6', 'message 8']);
     (host.querySelector('[aria-label="Level"]') as HTMLSelectElement).value = 'DEBUG';
     host.querySelector('[aria-label="Level"]')!.dispatchEvent(new Event('change'));
@@ -91,12 +95,16 @@ describe('LogViewer', () => {
     expect(messages(host)).toEqual(['debug!', 'debug!']);
   });
 
-  it('follow mode: scrolling up pauses it and counts new records; jump to latest resumes', () => {
+  it('follow mode: scrolling up pauses it and counts new records; jump to latest resumes', async () => {
     const { t, host, viewer } = mount();
     t.events.records(records(1, 200));
+    await nextFrame();
     expect(viewer.following).toBe(true);
+    expect(rows(host).at(-1)!.dataset.seq).toBe('200');
     viewer.pause();
-    t.events.records(records(201, 212));
+    t.events.records(records(201, 205));
+    t.events.records(records(206, 212));
+    await nextFrame();
     const latest = host.querySelector('.ntl-latest') as HTMLButtonElement;
     expect(latest.hidden).toBe(false);
     expect(latest.textContent).toBe('12 new — jump to latest');

@@ -69,7 +69,7 @@ export interface RowState {
 
 export function renderRow(row: HTMLElement, record: LogRecord, state: RowState): void {
   const doc = row.ownerDocument;
-  row.className = `ntl-row ntl-level-${record.level}${state.focused ? ' ntl-row-focused' : ''}`;
+  row.className = `ntl-row ntl-level-${record.level}${state.focused ? ' ntl-row-focused' : ''}${state.expanded && record.meta !== null ? ' ntl-row-tall' : ''}`;
   row.setAttribute('role', 'listitem');
   row.dataset.seq = String(record.seq);
   const line = el(doc, 'div', 'ntl-line');

@@ -29,7 +29,9 @@ export const CSS = `
 .ntl-scroll { flex: 1; overflow: auto; font-family: var(--jp-code-font-family, ui-monospace, monospace); font-size: var(--jp-code-font-size, 12px); contain: strict; }
 .ntl-empty { position: absolute; top: 8px; left: 8px; color: var(--ntl-muted); pointer-events: none; }
 .ntl-latest { position: absolute; bottom: 8px; left: 50%; transform: translateX(-50%); background: #0969da; color: #fff; border: 0; border-radius: 12px; padding: 2px 12px; box-shadow: 0 1px 4px rgba(0,0,0,.3); }
-.ntl-row { box-sizing: border-box; border-bottom: 1px solid transparent; }
+/* Rows have one fixed height (the virtual list places them by index × height); an expanded row grows. */
+.ntl-row { box-sizing: border-box; height: 22px; overflow: hidden; border-bottom: 1px solid transparent; }
+.ntl-row-tall { height: auto; } .ntl-row-tall .ntl-message { white-space: pre-wrap; overflow-wrap: anywhere; }
 .ntl-row:hover { background: var(--ntl-bg2); } .ntl-row-focused { background: var(--jp-brand-color3, #ddf4ff); }
 .ntl-line { display: flex; gap: 6px; align-items: baseline; line-height: 21px; white-space: pre; overflow: hidden; }
 .ntl-time { color: var(--ntl-muted); flex: none; }
@@ -46,12 +48,13 @@ export const CSS = `
 mark.ntl-match { background: #fff8c5; color: inherit; } mark.ntl-match-current { background: #ffd33d; outline: 1px solid #bf8700; }
 .ntl-note { min-height: 1.2em; color: var(--ntl-muted); } .ntl-note-error { color: #cf222e; }
 .ntl-panel { padding: 6px; overflow: auto; height: 100%; box-sizing: border-box; }
-/* Narrow hosts (the sidebar): a record takes two lines (time, level, source / message) instead of clipping. */
+/* Narrow hosts (the sidebar): a record takes two lines (time, level, source / message, cut with an ellipsis). */
 .ntl-viewer, .ntl-tasks { container-type: inline-size; }
 @container (max-width: 560px) {
+  .ntl-row { height: 43px; }
   .ntl-line { flex-wrap: wrap; row-gap: 0; }
   .ntl-actions { order: 1; margin-left: auto; }
-  .ntl-message { order: 2; flex: 1 0 100%; white-space: pre-wrap; overflow-wrap: anywhere; }
+  .ntl-message { order: 2; flex: 1 0 100%; }
   .ntl-meta { margin-left: 0; }
 }
 @container (max-width: 420px) { .ntl-col-started { display: none; } }

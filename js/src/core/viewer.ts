@@ -41,6 +41,8 @@ export class LogViewer {
   private abort = new AbortController();
   private timers: ReturnType<typeof setInterval>[] = [];
   private programmaticScroll = 0;
+  private frameRequest = 0;
+  private addedSinceDraw = 0;
   private ui: Record<string, HTMLElement> = {};
   private sourceBoxes = new Map<string, HTMLInputElement>();
   private readonly doc: Document;
@@ -192,7 +194,9 @@ export class LogViewer {
       overscan: 10,
       count: 0,
       initialRect: this.options.initialRect,
-      getKey: (i) => this.view.at(i)?.seq ?? -1 - i, // during a swap the virtualizer may ask past the new end
+      getKey: (i) => this.view.at(i)?.seq ?? -1 - i,
+      indexOf: (seq) => this.view.positionOf(seq as number),
+      isTall: (i) => this.expanded.has(this.view.at(i)?.seq ?? -1),
       renderRow: (row, i) => this.renderRow(row, i),
       onScroll: () => this.onScroll(),
     });
@@ -317,6 +321,18 @@ export class LogViewer {
     if (!this.store.add(records)) return;
     const added = this.view.update();
     if (!added) return;
+    // The list, follow mode and counters catch up once per frame however many batches came.
+    this.addedSinceDraw += added;
+    if (!this.frameRequest) this.frameRequest = requestAnimationFrame(() => this.flush());
+  }
+
+  /** Show what arrived since the last frame (called by the frame, or first by anything that needs the list current). */
+  flush(): void {
+    if (this.frameRequest) cancelAnimationFrame(this.frameRequest);
+    this.frameRequest = 0;
+    const added = this.addedSinceDraw;
+    if (!added) return;
+    this.addedSinceDraw = 0;
     this.list.setCount(this.view.length);
     if (this.following) this.scrollToEnd();
     else this.showNew(added);
@@ -339,6 +355,9 @@ export class LogViewer {
   private drawnSearch: string | null = null;
 
   private redraw(reset: boolean): void {
+    // The count is set here, so a frame still due has nothing left to do but count what a paused view missed.
+    if (this.addedSinceDraw && !this.following) this.showNew(this.addedSinceDraw);
+    this.addedSinceDraw = 0;
     this.list.setCount(this.view.length, reset);
     // Rows are kept by seq and their content does not depend on the filter, except the search highlight.
     if (this.drawnSearch !== this.view.filter.searchLower) {
@@ -415,6 +434,7 @@ export class LogViewer {
   }
 
   jumpToLatest(): void {
+    this.flush();
     this.setFollowing(true);
     this.scrollToEnd();
   }
@@ -483,6 +503,7 @@ export class LogViewer {
   }
 
   private setMatch(position: number, occurrence: number): void {
+    this.flush();
     const old = this.match.position;
     this.match = { position, occurrence };
     this.pause();
@@ -505,6 +526,7 @@ export class LogViewer {
   }
 
   private focusRow(position: number): void {
+    this.flush();
     const old = this.focusedPosition;
     this.focusedPosition = position;
     this.list.scrollToIndex(position, 'center');
@@ -580,6 +602,7 @@ export class LogViewer {
   }
 
   destroy(): void {
+    if (this.frameRequest) cancelAnimationFrame(this.frameRequest);
     this.abort.abort();
     this.timers.forEach(clearInterval);
     this.stream.close();

@@ -1,81 +1,100 @@
 /**
- * VirtualRows: only the visible rows plus a small overscan are in the DOM, on @tanstack/virtual-core.
+ * VirtualRows: fixed-height windowing; only the visible rows plus a small overscan are in the DOM.
  *
- * The host gives a scroll element and a row renderer; rows are kept by key while they stay in range,
- * so a row's DOM (and its expanded state) is reused rather than rebuilt on every scroll.
+ * Every row has the same height except a few tall ones (expanded metadata), which are measured and
+ * kept by key. A row's offset is `index × rowHeight` plus the extra height of the tall rows above it,
+ * so a count change (an append, a filter) costs O(tall rows), not O(count).
+ * @tanstack/virtual-core 3.19 was dropped for this: its getMeasurements() walks every item from 0 on
+ * each count change (getItemKey and its size cache per item), 34 ms per appended batch at 1,000,000
+ * records, which held live append to 15–18 fps (bench/viewer, issue 4 §5).
+ * Rows are kept by key while they stay in range, so a row's DOM is reused rather than rebuilt on scroll.
  */
-import { Virtualizer, elementScroll, measureElement, observeElementOffset, observeElementRect, type Rect } from '@tanstack/virtual-core';
+
+export type RowKey = number | string;
 
 export interface VirtualRowsOptions {
   scrollElement: HTMLElement;
-  /** The estimated height of a collapsed row in px; taller rows (expanded metadata) are measured. */
+  /** The height of an ordinary row in px (learned again from the DOM when the list's width changes). */
   rowHeight: number;
   overscan?: number;
   count: number;
-  getKey: (index: number) => number | string;
+  getKey: (index: number) => RowKey;
   /** Fill `row` (already emptied when it is new) for item `index`. */
   renderRow: (row: HTMLElement, index: number, isNew: boolean) => void;
+  /** Whether item `index` may be taller than a row (it is measured after rendering); default none. */
+  isTall?: (index: number) => boolean;
+  /** The index of the item with `key` now, or -1: tall rows keep their height across a filter change. */
+  indexOf?: (key: RowKey) => number;
   onScroll?: () => void;
   /** For tests and headless hosts: the viewport size before any layout has happened. */
-  initialRect?: Rect;
+  initialRect?: { width: number; height: number };
 }
+
+/**
+ * Browsers cap an element's height (Firefox near 17.9 M px, Chrome near 33.5 M px): a longer list is
+ * scrolled proportionally, one physical px standing for `scale` px of the list.
+ */
+export const MAX_SCROLL_HEIGHT = 15_000_000;
 
 export class VirtualRows {
   readonly inner: HTMLElement;
-  readonly virtualizer: Virtualizer<HTMLElement, HTMLElement>;
-  private rows = new Map<number | string, HTMLElement>();
-  private unmount: () => void;
+  private rows = new Map<RowKey, HTMLElement>();
   private count: number;
-  private rendering = false;
+  private rowHeight: number;
+  private heightLearned = false;
+  /** Measured heights of the tall rows, by key. */
+  private tallHeight = new Map<RowKey, number>();
+  /** The tall rows within [0, count) by ascending index, and each one's extra height over rowHeight. */
+  private tallIndex: number[] = [];
+  private tallExtra: number[] = [];
+  private extraTotal = 0;
+  private drawnHeight = -1;
+  private readonly resize: ResizeObserver | null = null;
+  private lastWidth = -1;
 
   constructor(private readonly options: VirtualRowsOptions) {
     const doc = options.scrollElement.ownerDocument;
     this.count = options.count;
+    this.rowHeight = options.rowHeight;
     this.inner = doc.createElement('div');
     this.inner.className = 'ntl-rows';
     this.inner.style.position = 'relative';
     this.inner.style.width = '100%';
     options.scrollElement.appendChild(this.inner);
-    this.virtualizer = new Virtualizer<HTMLElement, HTMLElement>({
-      count: this.count,
-      getScrollElement: () => options.scrollElement,
-      estimateSize: () => options.rowHeight,
-      overscan: options.overscan ?? 8,
-      getItemKey: (index) => options.getKey(index),
-      scrollToFn: elementScroll,
-      observeElementRect: (instance, cb) => {
-        if (options.initialRect) cb(options.initialRect);
-        return observeElementRect(instance, (rect) => cb(rect.height || !options.initialRect ? rect : options.initialRect));
-      },
-      observeElementOffset,
-      initialRect: options.initialRect,
-      indexAttribute: 'data-index',
-      // A row measured while its panel is hidden (or without layout) reads 0 px; caching that would
-      // pile every such row onto one offset, so keep the estimate instead.
-      measureElement: (element, entry, instance) => measureElement(element, entry, instance) || options.rowHeight,
-      onChange: () => this.render(),
-    });
-    this.unmount = this.virtualizer._didMount();
-    this.virtualizer._willUpdate();
     options.scrollElement.addEventListener('scroll', this.handleScroll, { passive: true });
+    const Observer = doc.defaultView?.ResizeObserver;
+    if (Observer) {
+      this.resize = new Observer(() => this.onResize());
+      this.resize.observe(options.scrollElement);
+    }
     this.render();
   }
 
-  private handleScroll = () => this.options.onScroll?.();
+  private handleScroll = () => {
+    this.render();
+    this.options.onScroll?.();
+  };
 
-  /** The number of items changed (records appended or a filter applied). */
+  private onResize(): void {
+    const width = this.options.scrollElement.clientWidth;
+    if (width !== this.lastWidth) {
+      // A new width may wrap a row onto two lines (the narrow layout): learn the row height again.
+      this.lastWidth = width;
+      this.heightLearned = false;
+      for (const key of this.tallHeight.keys()) if (!this.rows.has(key)) this.tallHeight.delete(key);
+    }
+    this.render();
+  }
+
+  /** The number of items changed: records appended, or (keysChanged) another set of items, as after a filter. */
   setCount(count: number, keysChanged = false): void {
+    const grew = count >= this.count;
     this.count = count;
-    const options = { ...this.virtualizer.options, count };
-    // The same index is another record now: a new key function makes the virtualizer lay out again,
-    // while its size cache (by key, i.e. seq) stays valid, so measure() (which empties it) is not needed.
-    if (keysChanged) options.getItemKey = (index) => this.options.getKey(index);
-    this.virtualizer.setOptions(options);
-    this.virtualizer._willUpdate();
+    if (keysChanged || !grew) this.placeTall();
     this.render();
   }
 
-  /** Redraw every row in range (their content changed: new search highlight, expanded state). */
+  /** Redraw every row in range (their content changed: new search highlight, other record objects). */
   refresh(): void {
     for (const row of this.rows.values()) row.remove();
     this.rows.clear();
@@ -84,26 +103,45 @@ export class VirtualRows {
 
   /** Re-fill one rendered row in place and measure it again (for example after expanding it). */
   update(index: number): void {
-    const row = this.rows.get(this.options.getKey(index));
+    const key = this.options.getKey(index);
+    const row = this.rows.get(key);
     if (!row) return;
     row.replaceChildren();
     this.options.renderRow(row, index, true);
-    this.virtualizer.measureElement(row);
+    if (this.measure(key, row, index)) {
+      this.placeTall();
+      this.render();
+    }
   }
 
   scrollToIndex(index: number, align: 'start' | 'center' | 'end' | 'auto' = 'auto'): void {
-    if (index >= 0 && index < this.count) this.virtualizer.scrollToIndex(index, { align });
+    if (index < 0 || index >= this.count) return;
+    const el = this.options.scrollElement;
+    const viewport = this.viewport();
+    const start = this.start(index);
+    const size = this.rowHeight + this.extraAt(index);
+    const top = this.virtualTop();
+    let target: number;
+    if (align === 'start') target = start;
+    else if (align === 'end') target = start + size - viewport;
+    else if (align === 'center') target = start + size / 2 - viewport / 2;
+    else if (start < top) target = start;
+    else if (start + size > top + viewport) target = start + size - viewport;
+    else return;
+    this.setHeight();
+    const max = Math.max(0, this.totalSize() - viewport);
+    el.scrollTop = Math.max(0, Math.min(max, target)) / this.scale();
+    this.render();
   }
 
   scrollToEnd(): void {
-    if (this.count > 0) this.virtualizer.scrollToIndex(this.count - 1, { align: 'end' });
+    if (this.count > 0) this.scrollToIndex(this.count - 1, 'end');
   }
 
   /** Within `threshold` px of the bottom (so "following" the newest row). */
   isAtEnd(threshold = 4): boolean {
     const el = this.options.scrollElement;
-    const viewport = el.clientHeight || this.options.initialRect?.height || 0;
-    return this.virtualizer.getTotalSize() - (el.scrollTop + viewport) <= threshold;
+    return this.physicalHeight() - (el.scrollTop + this.viewport()) <= threshold;
   }
 
   /** Indexes of the rows now in the DOM, in order. */
@@ -111,52 +149,145 @@ export class VirtualRows {
     return [...this.inner.children].map((el) => Number((el as HTMLElement).dataset.index)).sort((a, b) => a - b);
   }
 
-  private dirty = false;
+  /** The list's full height in px (before any scaling to the browser's limit). */
+  totalSize(): number {
+    return this.count * this.rowHeight + this.extraTotal;
+  }
+
+  // ---- geometry -----------------------------------------------------------------------------------
+  private viewport(): number {
+    return this.options.scrollElement.clientHeight || this.options.initialRect?.height || 0;
+  }
+
+  private physicalHeight(): number {
+    return Math.min(this.totalSize(), MAX_SCROLL_HEIGHT);
+  }
+
+  /** List px per physical scroll px (1 unless the list is taller than the browser allows). */
+  private scale(): number {
+    const total = this.totalSize();
+    if (total <= MAX_SCROLL_HEIGHT) return 1;
+    const viewport = this.viewport();
+    return (total - viewport) / (MAX_SCROLL_HEIGHT - viewport);
+  }
+
+  private virtualTop(): number {
+    return this.options.scrollElement.scrollTop * this.scale();
+  }
+
+  /** The top of item `index` in list px. */
+  private start(index: number): number {
+    let extra = 0;
+    for (let j = 0; j < this.tallIndex.length && this.tallIndex[j] < index; j++) extra += this.tallExtra[j];
+    return index * this.rowHeight + extra;
+  }
+
+  private extraAt(index: number): number {
+    const j = this.tallIndex.indexOf(index);
+    return j < 0 ? 0 : this.tallExtra[j];
+  }
+
+  /** The item at list px `y`. */
+  private indexAt(y: number): number {
+    const h = this.rowHeight;
+    let extra = 0;
+    for (let j = 0; j < this.tallIndex.length; j++) {
+      const top = this.tallIndex[j] * h + extra;
+      if (y < top) break;
+      if (y < top + h + this.tallExtra[j]) return this.tallIndex[j];
+      extra += this.tallExtra[j];
+    }
+    return Math.max(0, Math.min(this.count - 1, Math.floor((y - extra) / h)));
+  }
+
+  /** Where the tall rows are now (after a filter change their indexes moved). */
+  private placeTall(): void {
+    const found: [number, number][] = [];
+    for (const [key, height] of this.tallHeight) {
+      const index = this.options.indexOf?.(key) ?? (typeof key === 'number' ? key : -1);
+      if (index >= 0 && index < this.count && this.options.getKey(index) === key) found.push([index, Math.max(0, height - this.rowHeight)]);
+    }
+    found.sort((a, b) => a[0] - b[0]);
+    this.tallIndex = found.map((f) => f[0]);
+    this.tallExtra = found.map((f) => f[1]);
+    this.extraTotal = this.tallExtra.reduce((a, b) => a + b, 0);
+  }
+
+  /** Read a row's height; true when the layout changed. */
+  private measure(key: RowKey, row: HTMLElement, index: number): boolean {
+    const height = row.offsetHeight;
+    if (height <= 0) return false; // no layout (hidden panel, test DOM): keep what is known
+    const tall = (this.options.isTall?.(index) ?? false) && height > this.rowHeight + 0.5;
+    const old = this.tallHeight.get(key);
+    if (tall) {
+      if (old === height) return false;
+      this.tallHeight.set(key, height);
+    } else {
+      if (old === undefined) return false;
+      this.tallHeight.delete(key);
+    }
+    return true;
+  }
+
+  private setHeight(): void {
+    const height = this.physicalHeight();
+    if (height !== this.drawnHeight) {
+      this.drawnHeight = height;
+      this.inner.style.height = `${height}px`;
+    }
+  }
+
+  // ---- rendering ----------------------------------------------------------------------------------
+  private rendering = false;
 
   private render(): void {
-    if (this.rendering) {
-      this.dirty = true; // a measurement moved rows while rendering: lay them out once more at the end
-      return;
-    }
+    if (this.rendering) return;
     this.rendering = true;
     try {
-      for (let pass = 0; pass < 3; pass++) {
-        this.dirty = false;
-        this.layout();
-        if (!this.dirty) break;
-      }
+      // A second pass only when measuring (a tall row, a new row height) moved the rows.
+      for (let pass = 0; pass < 3 && this.layout(); pass++);
     } finally {
       this.rendering = false;
     }
   }
 
-  /** Writes first (new rows, positions), then reads (measurements): one layout per frame, not one per row. */
-  private layout(): void {
+  /** Writes first (new rows, positions), then reads (tall rows only); true when a read changed the layout. */
+  private layout(): boolean {
     const doc = this.inner.ownerDocument;
-    const items = this.virtualizer.getVirtualItems();
-    this.inner.style.height = `${this.virtualizer.getTotalSize()}px`;
-    const keep = new Set<number | string>();
-    const fresh: HTMLElement[] = [];
-    for (const item of items) {
-      const key = item.key as number | string;
-      keep.add(key);
-      let row = this.rows.get(key);
-      if (row === undefined) {
-        row = doc.createElement('div');
-        row.style.position = 'absolute';
-        row.style.left = '0';
-        row.style.right = '0';
-        this.rows.set(key, row);
-        this.inner.appendChild(row);
+    const el = this.options.scrollElement;
+    this.setHeight();
+    const keep = new Set<RowKey>();
+    const fresh: [RowKey, HTMLElement, number][] = [];
+    if (this.count > 0) {
+      const viewport = this.viewport();
+      const top = this.virtualTop();
+      // Rows sit at their list offset shifted by (physical − list) scroll position: 0 unless scaled.
+      const shift = el.scrollTop - top;
+      const overscan = this.options.overscan ?? 8;
+      const from = Math.max(0, this.indexAt(top) - overscan);
+      const to = Math.min(this.count - 1, this.indexAt(top + viewport) + overscan);
+      let y = this.start(from);
+      for (let index = from; index <= to; index++) {
+        const key = this.options.getKey(index);
+        keep.add(key);
+        let row = this.rows.get(key);
+        if (row === undefined) {
+          row = doc.createElement('div');
+          row.style.position = 'absolute';
+          row.style.left = '0';
+          row.style.right = '0';
+          row.dataset.index = String(index);
+          this.options.renderRow(row, index, true);
+          this.rows.set(key, row);
+          this.inner.appendChild(row);
+          fresh.push([key, row, index]);
+        } else if (row.dataset.index !== String(index)) {
+          row.dataset.index = String(index);
+        }
+        const transform = `translateY(${y + shift}px)`;
+        if (row.style.transform !== transform) row.style.transform = transform;
+        y += this.rowHeight + (this.tallHeight.has(key) ? this.extraAt(index) : 0);
       }
-      // The key names the item (a record's seq): its content is made once; a new index only moves it.
-      const isNew = row.dataset.index === undefined;
-      row.dataset.index = String(item.index);
-      if (isNew) {
-        this.options.renderRow(row, item.index, true);
-        fresh.push(row);
-      }
-      row.style.transform = `translateY(${item.start}px)`;
     }
     for (const [key, row] of this.rows) {
       if (!keep.has(key)) {
@@ -164,12 +295,31 @@ export class VirtualRows {
         this.rows.delete(key);
       }
     }
-    for (const row of fresh) this.virtualizer.measureElement(row);
+    let moved = false;
+    if (!this.heightLearned) moved = this.learnRowHeight();
+    for (const [key, row, index] of fresh) if (this.options.isTall?.(index) && this.measure(key, row, index)) moved = true;
+    if (moved) this.placeTall();
+    return moved;
+  }
+
+  /** The row height the stylesheet gives (one line wide, two in a narrow host), read from one ordinary row. */
+  private learnRowHeight(): boolean {
+    for (const row of this.rows.values()) {
+      const index = Number(row.dataset.index);
+      if (this.options.isTall?.(index)) continue;
+      const height = row.offsetHeight;
+      if (height <= 0) return false;
+      this.heightLearned = true;
+      if (Math.abs(height - this.rowHeight) < 0.5) return false;
+      this.rowHeight = height;
+      return true;
+    }
+    return false;
   }
 
   destroy(): void {
     this.options.scrollElement.removeEventListener('scroll', this.handleScroll);
-    this.unmount();
+    this.resize?.disconnect();
     this.inner.remove();
     this.rows.clear();
   }
