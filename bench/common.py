@@ -1,4 +1,4 @@
-"""What every benchmark shares: the Row it reports, medians, a temporary directory, number formatting.
+"""What every benchmark shares: the Row it reports and the table of rows, medians, a temporary directory, number formatting.
 
 Timing is always time.perf_counter over a repeated measurement, reported as the median. Nothing here
 (or anywhere under bench/) asserts on time: a benchmark raises only when the code it measures gave a
@@ -80,3 +80,22 @@ def persisted_plugin_records(engine: Any, task_id: str) -> int:
     return int(engine.sql(
         f"SELECT count(*) AS n FROM task_logs WHERE task_id = '{task_id}' AND source = 'plugin'"
     )["n"][0])
+
+
+HEADER = ["what", "measured", "reference (same run)", "ratio", "target", "met"]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows: list[Row]) -> str:
+    """The Markdown table the README shows: one line per row."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * len(HEADER)) + "|"]
+    for row in rows:
+        ratio = row.ratio_text or (f"{row.ratio:.2f}×" if row.ratio is not None else "—")
+        reference = f"{fmt(row.reference)} {row.unit}" if row.reference is not None else "—"
+        met = "—" if row.met is None else ("yes" if row.met else "**no**")
+        cells = [row.what, f"{fmt(row.measured)} {row.unit}", reference, ratio, row.target, met]
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    return "\n".join(lines)

@@ -26,11 +26,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "viewer"))  # bench_viewer lives beside the page it builds
 
-from common import Row, fmt  # noqa: E402
+from common import Row, table  # noqa: E402
 
-MODULES = ["bench_logger", "bench_end_to_end", "bench_overhead", "bench_retrieval", "bench_memory", "bench_server"]
-HEADER = ["what", "measured", "reference (same run)", "ratio", "target", "met"]
+MODULES = ["bench_logger", "bench_end_to_end", "bench_overhead", "bench_retrieval", "bench_memory", "bench_server", "bench_viewer"]
 
 
 def _child(module: str, quick: bool, out: str) -> None:
@@ -51,21 +51,6 @@ def _run_module(module: str, quick: bool) -> tuple[list[Row], str | None, float]
             tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-15:])
             return [], f"exit status {done.returncode}\n{tail}", elapsed
         return [Row(**row) for row in json.loads(out.read_text())], None, elapsed
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(rows: list[Row]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] * len(HEADER)) + "|"]
-    for row in rows:
-        ratio = row.ratio_text or (f"{row.ratio:.2f}×" if row.ratio is not None else "—")
-        reference = f"{fmt(row.reference)} {row.unit}" if row.reference is not None else "—"
-        met = "—" if row.met is None else ("yes" if row.met else "**no**")
-        cells = [row.what, f"{fmt(row.measured)} {row.unit}", reference, ratio, row.target, met]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines)
 
 
 def _load() -> str:
@@ -134,7 +119,7 @@ def main() -> int:
         "",
         f"Machine: {machine}",
         "",
-        _table(rows),
+        table(rows),
         "",
         f"Total {total:.0f} s ({'; '.join(timings)}; load = 1-minute load average before→after, "
         f"{os.cpu_count()} CPUs). Medians of repeated runs; ratio = measured / reference.",

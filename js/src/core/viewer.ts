@@ -333,9 +333,9 @@ export class LogViewer {
     const added = this.addedSinceDraw;
     if (!added) return;
     this.addedSinceDraw = 0;
-    this.list.setCount(this.view.length);
-    if (this.following) this.scrollToEnd();
+    if (this.following) this.programmaticScroll = Date.now();
     else this.showNew(added);
+    this.list.setCount(this.view.length, false, this.following);
     this.updateEmpty();
     if (this.view.filter.searchLower) this.updateMatchCount();
   }
@@ -358,13 +358,13 @@ export class LogViewer {
     // The count is set here, so a frame still due has nothing left to do but count what a paused view missed.
     if (this.addedSinceDraw && !this.following) this.showNew(this.addedSinceDraw);
     this.addedSinceDraw = 0;
-    this.list.setCount(this.view.length, reset);
     // Rows are kept by seq and their content does not depend on the filter, except the search highlight.
     if (this.drawnSearch !== this.view.filter.searchLower) {
       this.drawnSearch = this.view.filter.searchLower;
       this.list.refresh();
     }
-    if (this.following) this.scrollToEnd();
+    if (this.following) this.programmaticScroll = Date.now();
+    this.list.setCount(this.view.length, reset, this.following);
     this.updateEmpty();
     this.updateMatchCount();
   }

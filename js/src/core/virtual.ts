@@ -51,6 +51,12 @@ export class VirtualRows {
   private drawnHeight = -1;
   private readonly resize: ResizeObserver | null = null;
   private lastWidth = -1;
+  /**
+   * The viewport height and scroll position as last seen (resize and scroll events) or set here:
+   * reading them from the element would force a layout in the middle of our DOM writes.
+   */
+  private viewportHeight: number;
+  private scrollPos = 0;
 
   constructor(private readonly options: VirtualRowsOptions) {
     const doc = options.scrollElement.ownerDocument;
@@ -62,6 +68,8 @@ export class VirtualRows {
     this.inner.style.width = '100%';
     options.scrollElement.appendChild(this.inner);
     options.scrollElement.addEventListener('scroll', this.handleScroll, { passive: true });
+    this.viewportHeight = options.scrollElement.clientHeight || options.initialRect?.height || 0;
+    this.scrollPos = options.scrollElement.scrollTop;
     const Observer = doc.defaultView?.ResizeObserver;
     if (Observer) {
       this.resize = new Observer(() => this.onResize());
@@ -71,12 +79,16 @@ export class VirtualRows {
   }
 
   private handleScroll = () => {
+    this.scrollPos = this.options.scrollElement.scrollTop;
     this.render();
     this.options.onScroll?.();
   };
 
   private onResize(): void {
-    const width = this.options.scrollElement.clientWidth;
+    const el = this.options.scrollElement;
+    const width = el.clientWidth;
+    this.viewportHeight = el.clientHeight || this.options.initialRect?.height || 0;
+    this.scrollPos = el.scrollTop;
     if (width !== this.lastWidth) {
       // A new width may wrap a row onto two lines (the narrow layout): learn the row height again.
       this.lastWidth = width;
@@ -86,12 +98,18 @@ export class VirtualRows {
     this.render();
   }
 
-  /** The number of items changed: records appended, or (keysChanged) another set of items, as after a filter. */
-  setCount(count: number, keysChanged = false): void {
+  /**
+   * The number of items changed: records appended, or (keysChanged) another set of items, as after a
+   * filter. `toEnd` scrolls to the last item first, so that only the rows finally in view are made.
+   */
+  setCount(count: number, keysChanged = false, toEnd = false): void {
     const grew = count >= this.count;
     this.count = count;
     if (keysChanged || !grew) this.placeTall();
-    this.render();
+    // The browser clamps the scroll position when the list gets shorter; so do we.
+    this.scrollPos = Math.min(this.scrollPos, Math.max(0, this.physicalHeight() - this.viewport()));
+    if (toEnd && count > 0) this.scrollToIndex(count - 1, 'end');
+    else this.render();
   }
 
   /** Redraw every row in range (their content changed: new search highlight, other record objects). */
@@ -128,9 +146,14 @@ export class VirtualRows {
     else if (start < top) target = start;
     else if (start + size > top + viewport) target = start + size - viewport;
     else return;
+    // Height first, then the one scroll write (which lays out the old rows), then the new rows: one forced layout.
     this.setHeight();
     const max = Math.max(0, this.totalSize() - viewport);
-    el.scrollTop = Math.max(0, Math.min(max, target)) / this.scale();
+    const position = Math.round(Math.max(0, Math.min(max, target)) / this.scale());
+    if (position !== this.scrollPos) {
+      this.scrollPos = position;
+      el.scrollTop = position;
+    }
     this.render();
   }
 
@@ -140,8 +163,7 @@ export class VirtualRows {
 
   /** Within `threshold` px of the bottom (so "following" the newest row). */
   isAtEnd(threshold = 4): boolean {
-    const el = this.options.scrollElement;
-    return this.physicalHeight() - (el.scrollTop + this.viewport()) <= threshold;
+    return this.physicalHeight() - (this.scrollPos + this.viewport()) <= threshold;
   }
 
   /** Indexes of the rows now in the DOM, in order. */
@@ -156,7 +178,7 @@ export class VirtualRows {
 
   // ---- geometry -----------------------------------------------------------------------------------
   private viewport(): number {
-    return this.options.scrollElement.clientHeight || this.options.initialRect?.height || 0;
+    return this.viewportHeight;
   }
 
   private physicalHeight(): number {
@@ -172,7 +194,7 @@ export class VirtualRows {
   }
 
   private virtualTop(): number {
-    return this.options.scrollElement.scrollTop * this.scale();
+    return this.scrollPos * this.scale();
   }
 
   /** The top of item `index` in list px. */
@@ -254,7 +276,6 @@ export class VirtualRows {
   /** Writes first (new rows, positions), then reads (tall rows only); true when a read changed the layout. */
   private layout(): boolean {
     const doc = this.inner.ownerDocument;
-    const el = this.options.scrollElement;
     this.setHeight();
     const keep = new Set<RowKey>();
     const fresh: [RowKey, HTMLElement, number][] = [];
@@ -262,7 +283,7 @@ export class VirtualRows {
       const viewport = this.viewport();
       const top = this.virtualTop();
       // Rows sit at their list offset shifted by (physical − list) scroll position: 0 unless scaled.
-      const shift = el.scrollTop - top;
+      const shift = this.scrollPos - top;
       const overscan = this.options.overscan ?? 8;
       const from = Math.max(0, this.indexAt(top) - overscan);
       const to = Math.min(this.count - 1, this.indexAt(top + viewport) + overscan);
