@@ -67,35 +67,53 @@ export interface RowState {
   focused: boolean;
 }
 
+const templates = new WeakMap<Document, HTMLElement>();
+
+/** One row's line, made once per document and cloned for every row (cheaper than building each node). */
+function lineTemplate(doc: Document): HTMLElement {
+  let line = templates.get(doc);
+  if (!line) {
+    line = el(doc, 'div', 'ntl-line');
+    const actions = el(doc, 'span', 'ntl-actions');
+    for (const [className, action, text] of [['ntl-meta-toggle', 'meta', ''], ['ntl-copy', 'copy', 'copy']]) {
+      const button = el(doc, 'button', className, text);
+      button.type = 'button';
+      button.dataset.action = action;
+      actions.appendChild(button);
+    }
+    line.append(el(doc, 'span', 'ntl-time'), el(doc, 'span', 'ntl-level'), el(doc, 'span', 'ntl-source'), el(doc, 'span', 'ntl-message'), actions);
+    templates.set(doc, line);
+  }
+  return line;
+}
+
+const hues = new Map<string, string>();
+
 export function renderRow(row: HTMLElement, record: LogRecord, state: RowState): void {
   const doc = row.ownerDocument;
   row.className = `ntl-row ntl-level-${record.level}${state.focused ? ' ntl-row-focused' : ''}${state.expanded && record.meta !== null ? ' ntl-row-tall' : ''}`;
   row.setAttribute('role', 'listitem');
   row.dataset.seq = String(record.seq);
-  const line = el(doc, 'div', 'ntl-line');
-  const time = el(doc, 'span', 'ntl-time', localTime(record.ts));
+  const line = lineTemplate(doc).cloneNode(true) as HTMLElement;
+  const [time, level, source, message, actions] = line.children as unknown as HTMLElement[];
+  time.textContent = localTime(record.ts);
   time.title = localDateTime(record.ts);
-  const level = el(doc, 'span', 'ntl-level', record.level);
-  const source = el(doc, 'span', 'ntl-source', record.source);
-  source.style.setProperty('--ntl-hue', String(sourceHue(record.source)));
-  const message = el(doc, 'span', 'ntl-message');
-  appendHighlighted(message, record.message, state.searchLower, state.currentMatch);
-  line.append(time, level, source, message);
-  const actions = el(doc, 'span', 'ntl-actions');
+  level.textContent = record.level;
+  source.textContent = record.source;
+  let hue = hues.get(record.source);
+  if (hue === undefined) hues.set(record.source, (hue = String(sourceHue(record.source))));
+  source.style.setProperty('--ntl-hue', hue);
+  if (state.searchLower) appendHighlighted(message, record.message, state.searchLower, state.currentMatch);
+  else message.textContent = record.message;
+  const [toggle, copy] = actions.children as unknown as HTMLElement[];
   if (record.meta !== null) {
-    const toggle = el(doc, 'button', 'ntl-meta-toggle', state.expanded ? '▾ meta' : '▸ meta');
-    toggle.type = 'button';
-    toggle.dataset.action = 'meta';
+    toggle.textContent = state.expanded ? '▾ meta' : '▸ meta';
     toggle.setAttribute('aria-expanded', String(state.expanded));
     toggle.setAttribute('aria-label', `Metadata of record ${record.seq}`);
-    actions.appendChild(toggle);
+  } else {
+    toggle.remove();
   }
-  const copy = el(doc, 'button', 'ntl-copy', 'copy');
-  copy.type = 'button';
-  copy.dataset.action = 'copy';
   copy.setAttribute('aria-label', `Copy record ${record.seq}`);
-  actions.appendChild(copy);
-  line.appendChild(actions);
   row.appendChild(line);
   if (state.expanded && record.meta !== null) row.appendChild(el(doc, 'pre', 'ntl-meta', prettyMeta(record.meta)));
 }

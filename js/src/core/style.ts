@@ -30,8 +30,8 @@ export const CSS = `
 .ntl-empty { position: absolute; top: 8px; left: 8px; color: var(--ntl-muted); pointer-events: none; }
 .ntl-latest { position: absolute; bottom: 8px; left: 50%; transform: translateX(-50%); background: #0969da; color: #fff; border: 0; border-radius: 12px; padding: 2px 12px; box-shadow: 0 1px 4px rgba(0,0,0,.3); }
 /* Rows have one fixed height (the virtual list places them by index × height); an expanded row grows. */
-.ntl-row { box-sizing: border-box; height: 22px; overflow: hidden; border-bottom: 1px solid transparent; }
-.ntl-row-tall { height: auto; } .ntl-row-tall .ntl-message { white-space: pre-wrap; overflow-wrap: anywhere; }
+.ntl-row { box-sizing: border-box; top: 0; height: 22px; overflow: hidden; border-bottom: 1px solid transparent; contain: strict; }
+.ntl-row-tall { height: auto; contain: layout paint style; } .ntl-row-tall .ntl-message { white-space: pre-wrap; overflow-wrap: anywhere; }
 .ntl-row:hover { background: var(--ntl-bg2); } .ntl-row-focused { background: var(--jp-brand-color3, #ddf4ff); }
 .ntl-line { display: flex; gap: 6px; align-items: baseline; line-height: 21px; white-space: pre; overflow: hidden; }
 .ntl-time { color: var(--ntl-muted); flex: none; }
