@@ -52,9 +52,11 @@ mark.ntl-match { background: #fff8c5; color: inherit; } mark.ntl-match-current {
 .ntl-viewer, .ntl-tasks { container-type: inline-size; }
 @container (max-width: 560px) {
   .ntl-row { height: 43px; }
-  .ntl-line { flex-wrap: wrap; row-gap: 0; }
-  .ntl-actions { order: 1; margin-left: auto; }
-  .ntl-message { order: 2; flex: 1 0 100%; }
+  .ntl-line { display: grid; grid-template-columns: auto auto minmax(0, 1fr) auto; column-gap: 6px; }
+  .ntl-level { width: auto; }
+  .ntl-source { grid-column: 3 / 5; justify-self: start; max-width: 100%; overflow: hidden; text-overflow: ellipsis; }
+  .ntl-message { grid-column: 1 / 4; grid-row: 2; }
+  .ntl-actions { grid-column: 4; grid-row: 2; }
   .ntl-meta { margin-left: 0; }
 }
 @container (max-width: 420px) { .ntl-col-started { display: none; } }
