@@ -243,3 +243,9 @@ def test_a_store_reconnects_after_reset(store):
     assert len(store.query_logs("t1", make_filter())) == 5
     store.write([row("t2")], records_to_arrow(records("t2", 5)))
     assert {t["id"] for t in store.list_tasks()} == {"t1", "t2"}
+
+
+def test_duckdb_connections_draw_no_progress_bar(store):
+    """DuckDB would draw an ipywidget progress bar into the running notebook cell during a slow flush."""
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT current_setting('enable_progress_bar')").scalar() is False

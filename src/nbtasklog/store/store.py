@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import and_, create_engine, delete, func, select, update
+from sqlalchemy import and_, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import URL, Engine, make_url
 
 from ..filter import LogFilter
@@ -106,6 +106,8 @@ class Store:
             # since batches arrive as registered Arrow tables.
             kwargs["connect_args"] = {"config": {"enable_external_access": False}}
         engine = create_engine(self.url, **kwargs)
+        if self.is_duckdb:
+            event.listen(engine, "connect", _quiet_duckdb_connection)
         try:
             with engine.begin() as conn:
                 schema.metadata.create_all(conn)
@@ -300,6 +302,12 @@ def _upsert(conn: Any, table: Any, rows: list[Mapping[str, Any]]) -> None:
         statement = insert(table).values(**row)
         changes = {k: statement.excluded[k] for k in row if k != key}
         conn.execute(statement.on_conflict_do_update(index_elements=[key], set_=changes))
+
+
+def _quiet_duckdb_connection(dbapi_connection: Any, _record: Any) -> None:
+    # DuckDB draws a progress bar (an ipywidget in a kernel) into whichever cell is running when a
+    # statement takes over 2 s, a background flush included; the option is per connection.
+    dbapi_connection.execute("SET enable_progress_bar = false")
 
 
 def _duckdb(conn: Any) -> Any:
