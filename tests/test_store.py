@@ -3,6 +3,8 @@ delete, INTERRUPTED marks, retention candidates and settings, across reopenings 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
@@ -245,7 +247,13 @@ def test_a_store_reconnects_after_reset(store):
     assert {t["id"] for t in store.list_tasks()} == {"t1", "t2"}
 
 
-def test_duckdb_connections_draw_no_progress_bar(store):
-    """DuckDB would draw an ipywidget progress bar into the running notebook cell during a slow flush."""
-    with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT current_setting('enable_progress_bar')").scalar() is False
+def test_duckdb_connections_draw_no_progress_bar(db):
+    """DuckDB would draw a progress bar (an ipywidget in a kernel) into the running cell during a slow
+    flush. Its default depends on the host (off under pytest), so a plain interpreter is asked."""
+    script = (
+        "import sys; from nbtasklog.store.store import Store\n"
+        "with Store(sys.argv[1]).engine.connect() as conn:\n"
+        "    print(conn.exec_driver_sql(\"SELECT current_setting('enable_progress_bar')\").scalar())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(db)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
