@@ -38,7 +38,7 @@ def test_quickstart_runs_in_jupyterlab_with_the_server(lab, page):
               if o["output_type"] == "error" or (o["output_type"] == "stream" and o["name"] == "stderr")]
     assert errors == []
     first = cells[0]["outputs"][0]["data"]["text/plain"]
-    assert "remote" in first, first  # the kernel found the server; the task ran there
+    assert "nbtasklog+http://127.0.0.1" in first, first  # the kernel found the server; the task ran there
     assert len(lab.api("GET", "tasks?plugin=dashboard_backup")["tasks"]) == 1
 
     # The task's display and the LogViewer cell: two viewers, each with its filters and the records.
