@@ -386,10 +386,11 @@ class _Socket:
     """A WebSocket that reconnects with backoff until it is told to stop, or gives up (`failed`).
 
     A refusal that retrying cannot fix (an HTTP 4xx to the upgrade; a close code 44xx: unknown task,
-    bad filter, forbidden) and RECONNECT_FOR seconds without a connection end it at once.
+    bad filter, forbidden) ends it at once, and so do `give_up_after` seconds without a connection.
     """
 
     path = ""
+    give_up_after: float | None = RECONNECT_FOR
 
     def __init__(self, store: RemoteStore) -> None:
         self.store = store
@@ -425,12 +426,12 @@ class _Socket:
         try:
             while True:
                 ws = None
+                received, opened_at = self.received, time.monotonic()
                 try:
                     ws = await websocket_connect(self.connection.socket_request(self.path, self.params()),
                                                  max_message_size=MAX_SOCKET_MESSAGE)
                     self.connects += 1
                     self.store.socket_counts["connects"] += 1
-                    delay = 0.05
                     await self.opened()
                     while True:
                         raw = await ws.read_message()
@@ -450,9 +451,10 @@ class _Socket:
                 if ws is not None:
                     if ws.close_code is not None and 4400 <= ws.close_code < 4500:
                         raise _GiveUp(f"the server closed the WebSocket: {ws.close_code} {ws.close_reason or ''}".strip())
-                    down_since = time.monotonic()  # it was up: the count of silent seconds starts now
-                if time.monotonic() - down_since > RECONNECT_FOR:
-                    raise _GiveUp(f"no connection to {self.connection.url} for {RECONNECT_FOR:.0f} s")
+                if ws is not None and (self.received > received or time.monotonic() - opened_at > 1.0):
+                    delay, down_since = 0.05, time.monotonic()  # it worked: start over (one closed at once backs off)
+                if self.give_up_after is not None and time.monotonic() - down_since > self.give_up_after:
+                    raise _GiveUp(f"no connection to {self.connection.url} for {self.give_up_after:.0f} s")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_MAX_DELAY)
         except _GiveUp as error:
@@ -534,6 +536,7 @@ class TaskWatch(_Socket):
     """The task-list WebSocket: every task's creation, status and progress changes, and deletions."""
 
     path = "tasks/stream"
+    give_up_after = None  # nothing else would tell the list: keep trying while the kernel lives
 
     def __init__(self, store: RemoteStore, on_change: Callable[[dict[str, Any]], None],
                  on_connect: Callable[[], None] | None) -> None:

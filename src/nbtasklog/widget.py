@@ -12,7 +12,8 @@ kernel -> front end, for stream S: {"type": "stream", "stream": S, "event": E, .
   reset, end, error; and for TaskList: {"type": "task", "task": {...}}, {"type": "deleted", "id": ID}.
 
 Everything goes through the Engine (logs, stats, history, subscribe), so the widgets work the same
-on an embedded store and on a RemoteStore talking to a Jupyter server.
+on an embedded store and on a RemoteStore talking to a Jupyter server; there, a server task's log
+and the task list come over the server's WebSockets (RemoteStore.stream, RemoteStore.watch_tasks).
 """
 
 from __future__ import annotations

@@ -179,18 +179,25 @@ def restart_on_same_port(server: JupyterServer, home: Path) -> JupyterServer:
 
 @pytest.mark.slow
 def test_follow_resumes_after_a_server_restart(make_server, tmp_path):  # noqa: F811 (the fixture)
-    """The server stops while a task is followed and starts again: follow() reconnects and yields every seq once."""
+    """The server stops while a task is followed and starts again: follow() reconnects and yields every seq once;
+    the TaskList's socket reconnects too, re-reads the list and shows the task's final status."""
+    from test_widget import Recorder  # tests/ is on sys.path (pytest prepends a conftest folder without __init__)
+
+    from nbtasklog import Engine
+    from nbtasklog.widget import TaskList
+
     db = tmp_path / "store" / "logs.duckdb"
     server = make_server(db)
     task = server.post("nbtasklog/api/tasks", {"plugin": "dashboard_backup", "params": {"dashboards": 400, "delay": 0.02}})
     store = RemoteStore(ServerConnection(server.url, server.token))
-    from nbtasklog import Engine
-
     client = Engine(store=store, flush_interval=0.05, handle_signals=False)
+    tasks = TaskList(engine=client)
+    listed = Recorder(tasks)
     try:
         follow = client.task(task["id"]).follow(level="DEBUG")
         first = [next(follow) for _ in range(20)]  # the task is running, the socket open
-        assert store.socket_counts["connects"] == 1
+        listed.wait(lambda m: m.get("type") == "task" and m["task"]["id"] == task["id"])
+        assert store.socket_counts["connects"] == 2  # the log and the task list
         assert server.stop(signal.SIGTERM) == 0, server.output()  # the task is cancelled, its records written
         again = restart_on_same_port(server, tmp_path / "jupyter-2")
         try:
@@ -198,11 +205,14 @@ def test_follow_resumes_after_a_server_restart(make_server, tmp_path):  # noqa: 
             everything = [r.seq for r in first + rest]
             stored = again.all_logs(task["id"])
             assert everything == [r["seq"] for r in stored] == list(range(1, len(stored) + 1))
-            assert store.socket_counts["connects"] >= 2  # it reconnected, and got the rest over the socket
-            assert again.get(f"nbtasklog/api/tasks/{task['id']}")["status"] in ("CANCELLED", "INTERRUPTED")
+            assert store.socket_counts["connects"] >= 4  # both reconnected; the rest came over the socket
+            final = again.get(f"nbtasklog/api/tasks/{task['id']}")["status"]
+            assert final in ("CANCELLED", "INTERRUPTED")
+            listed.wait(lambda m: m.get("type") == "task" and m["task"]["id"] == task["id"] and m["task"]["status"] == final)
         finally:
             again.stop()
     finally:
+        tasks.close()
         client.close(timeout=2)
 
 
