@@ -162,21 +162,19 @@ def test_export_and_text_form(engine):
     view.close()
 
 
-def test_task_list_poll_sends_changes_and_deletions_once(engine):
-    """For tasks run elsewhere (remote engines), a look at the list sends changed rows once and gone ids."""
+def test_task_list_reread_sends_what_was_missed_once(engine):
+    """The re-read a TaskList makes when its server socket (re)connects sends rows changed unheard, and gone ids, once."""
     tasks = w.TaskList(engine=engine)
     rec = Recorder(tasks)
+    tasks._unlisten()  # hear nothing, as while the server's socket is down
     task = engine.run_task(lambda p, ctx: None, {})
     task.wait(10)
-    time.sleep(0.2)
-    rec.messages.clear()
     tasks.poll_once()
-    assert [m["task"]["id"] for m, _ in rec.messages if m["type"] == "task"] == [task.id]
+    assert [(m["task"]["id"], m["task"]["status"]) for m, _ in rec.messages if m["type"] == "task"] == [(task.id, "SUCCESS")]
     rec.messages.clear()
     tasks.poll_once()
     assert rec.messages == []  # nothing changed
     engine.delete_task(task.id)
-    rec.messages.clear()
     tasks.poll_once()
     assert [(m["type"], m.get("id")) for m, _ in rec.messages] == [("deleted", task.id)]
     tasks.close()

@@ -418,21 +418,33 @@ class Engine:
         """Matching records in seq order: history, then live records as they are emitted, until the task ends.
 
         The live queue is subscribed before history is read, and only records past the last seq
-        handed out pass: no gap and no duplicate at the seam.
+        handed out pass: no gap and no duplicate at the seam. On a remote engine, a task not run
+        here comes over the server's log WebSocket, history included; REST is read only when this
+        reader fell behind or the socket gave up.
         """
         flt = (flt or make_filter(**filter)).with_limit(None)
         last = flt.after_seq or 0
         state = self.runner.get(task_id)
         subscription = self.subscribe(task_id, Subscription(flt))
+        stream = subscription.remote
         try:
-            for record in self.history(task_id, flt, last):
-                last = record.seq
-                yield record
+            if stream is None:
+                for record in self.history(task_id, flt, last):
+                    last = record.seq
+                    yield record
             while True:
-                finished = state.done.is_set() if state is not None else self.task_info(task_id)["status"] not in ACTIVE
+                if stream is not None and stream.failed:
+                    log.debug("nbtasklog: following %s over REST: %s", task_id, stream.failed)
+                    stream = None
+                if state is not None:
+                    finished = state.done.is_set()
+                elif stream is not None:
+                    finished = stream.ended is not None  # set after the task's last record was offered
+                else:
+                    finished = self.task_info(task_id)["status"] not in ACTIVE
                 # An ended task emits nothing more: take what is queued without waiting a poll.
                 batch = subscription.take(timeout=0 if finished else poll)
-                if subscription.lagging or (state is None and not batch):
+                if subscription.lagging or (state is None and stream is None and not batch):
                     # Fell behind, or a task whose records may come another way: resume live first,
                     # then catch up from the cursor through history.
                     subscription.resume()
@@ -447,11 +459,21 @@ class Engine:
             self.unsubscribe(task_id, subscription)
 
     def subscribe(self, task_id: str, subscription: Subscription) -> Subscription:
-        """Offer `subscription` every record of the task emitted or ingested from now on."""
+        """Offer `subscription` every record of the task emitted or ingested from now on.
+
+        On a remote engine, for a task not run here, the server's log WebSocket feeds it instead:
+        the history past its filter's `after`, then live records; `subscription.remote` is that
+        stream, and the task's status changes reach `on_task_change` listeners.
+        """
         self._live.setdefault(task_id, []).append(subscription)
+        if self.remote and self.runner.get(task_id) is None:
+            subscription.remote = self.store.stream(  # type: ignore[union-attr]
+                task_id, subscription, subscription.filter.after_seq or 0, on_status=self._notify)
         return subscription
 
     def unsubscribe(self, task_id: str, subscription: Subscription) -> None:
+        if subscription.remote is not None:
+            subscription.remote.close()
         subscribers = self._live.get(task_id)
         if subscribers is not None and subscription in subscribers:
             subscribers.remove(subscription)

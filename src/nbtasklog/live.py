@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from .filter import LogFilter
 from .record import LogRecord
@@ -24,6 +25,8 @@ class Subscription:
         self.on_ready = on_ready  # called when the queue stops being empty (for event loops)
         self.lagging = False
         self.closed = False
+        # Set by Engine.subscribe when a server's WebSocket feeds this subscription (remote.RemoteStream).
+        self.remote: Any = None
         self._queue: deque[LogRecord] = deque()
         self._ready = threading.Condition(threading.Lock())
 
@@ -63,6 +66,13 @@ class Subscription:
         """After re-reading history, start queueing again."""
         with self._ready:
             self.lagging = False
+
+    def wake(self) -> None:
+        """Wake a waiting take() with nothing new (a remote stream ended or gave up)."""
+        with self._ready:
+            self._ready.notify_all()
+        if self.on_ready is not None:
+            self.on_ready()
 
     def close(self) -> None:
         with self._ready:

@@ -2,17 +2,26 @@
 
 RemoteStore has the Store's methods, spoken over the server's REST API, so the same Engine,
 WriteBuffer (batching, retry, spill) and Task handle work in a kernel or the CLI: records of
-tasks run in the kernel are shipped to the server's ingest endpoint in Arrow batches.
+tasks run in the kernel are shipped to the server's ingest endpoint in Arrow batches. Live
+records of tasks run by the server, and the task list's changes, come over its WebSockets
+(`stream`, `watch_tasks`), all run by one daemon thread with its own asyncio loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import json
+import logging
 import os
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+import weakref
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,10 +30,17 @@ import pyarrow as pa
 from sqlalchemy.engine import make_url
 
 from .filter import LogFilter
+from .live import Subscription
 from .record import LogRecord, datetime_to_us, us_to_datetime
 from .store.store import SQLError
 
+log = logging.getLogger("nbtasklog")
+
 API = "nbtasklog/api"
+RECONNECT_FOR = 60.0  # seconds a socket keeps reconnecting to a silent server before its reader falls back to REST
+RECONNECT_MAX_DELAY = 2.0  # seconds: the longest pause between two attempts
+# A history page is 10,000 records, each up to max_message_bytes: tornado's 10 MiB default is too small.
+MAX_SOCKET_MESSAGE = 1 << 30
 
 
 class ServerError(RuntimeError):
@@ -74,6 +90,16 @@ class ServerConnection:
     def send_json(self, method: str, path: str, value: Any) -> Any:
         data, _ = self.request(method, path, body=json.dumps(value).encode())
         return json.loads(data) if data else None
+
+    def socket_request(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """The tornado HTTPRequest that opens the WebSocket at `path` under the API (ws:// or wss://)."""
+        from tornado.httpclient import HTTPRequest
+
+        url = "ws" + self.url.rstrip("/")[4:] + "/" + API + "/" + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params, doseq=True)
+        headers = {"Authorization": f"token {self.token}"} if self.token else {}
+        return HTTPRequest(url, headers=headers, connect_timeout=self.timeout, request_timeout=self.timeout)
 
     def alive(self) -> dict[str, Any] | None:
         """The server's nbtasklog health, or None when it does not answer as an nbtasklog server."""
@@ -128,6 +154,15 @@ def _record(item: Mapping[str, Any]) -> LogRecord:
     )
 
 
+def filter_params(flt: LogFilter) -> dict[str, str]:
+    """The REST/WebSocket query parameters of a filter (to_params, with since/until as ISO 8601)."""
+    params = flt.to_params()
+    for name in ("since", "until"):  # to_params gives microseconds; the API takes ISO 8601
+        if f"{name}_us" in params:
+            params[name] = us_to_datetime(int(params.pop(f"{name}_us"))).isoformat()
+    return params
+
+
 def _task(item: Mapping[str, Any]) -> dict[str, Any]:
     row = dict(item)
     for key in ("created_at", "started_at", "finished_at"):
@@ -144,11 +179,44 @@ class RemoteStore:
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
         self.url = make_url("nbtasklog+" + connection.url.rstrip("/"))
+        self._sockets: _SocketLoop | None = None
+        self._sockets_lock = threading.Lock()
+        # What came over the WebSockets: "records", "connects", "lagging" (the server said a stream fell behind).
+        self.socket_counts: Counter[str] = Counter()
 
     def reset(self) -> None:
         """Nothing to drop: every call is its own HTTP request."""
 
-    close = reset
+    def close(self) -> None:
+        """Close the WebSockets and end their thread."""
+        with self._sockets_lock:
+            sockets, self._sockets = self._sockets, None
+        if sockets is not None:
+            sockets.close()
+
+    def _loop(self) -> _SocketLoop:
+        with self._sockets_lock:
+            if self._sockets is None:
+                self._sockets = _SocketLoop()
+            return self._sockets
+
+    def stream(self, task_id: str, subscription: Subscription, after: int = 0,
+               on_status: Callable[[dict[str, Any]], None] | None = None) -> RemoteStream:
+        """Feed `subscription` the task's records past seq `after` from the server's log WebSocket
+        (history, then live, filtered on the server by the subscription's filter); `on_status` gets
+        the task's row when its status or progress changes. Close the returned stream when done."""
+        stream = RemoteStream(self, task_id, subscription, after, on_status)
+        stream._future = self._loop().run(stream._run())
+        return stream
+
+    def watch_tasks(self, on_change: Callable[[dict[str, Any]], None],
+                    on_connect: Callable[[], None] | None = None) -> TaskWatch:
+        """Call `on_change(row)` for every task created or changed on the server (`{"id", "deleted": True}`
+        for a deleted one), from the task-list WebSocket. `on_connect` runs (in a worker thread)
+        each time the socket opens, before its messages are read: the place to re-read the list."""
+        watch = TaskWatch(self, on_change, on_connect)
+        watch._future = self._loop().run(watch._run())
+        return watch
 
     def write_settings(self, values: Mapping[str, str]) -> None:
         """Change the server's settings now (an admin's change must not wait for a flush)."""
@@ -177,10 +245,7 @@ class RemoteStore:
                                 content_type="application/vnd.apache.arrow.stream")
 
     def query_logs(self, task_id: str, flt: LogFilter) -> list[LogRecord]:
-        params = flt.to_params()
-        for name in ("since", "until"):  # to_params gives microseconds; the REST API takes ISO 8601
-            if f"{name}_us" in params:
-                params[name] = us_to_datetime(int(params.pop(f"{name}_us"))).isoformat()
+        params = filter_params(flt)
         params.setdefault("limit", str(flt.limit or 100_000))
         records: list[LogRecord] = []
         while True:  # the server caps a page; walk the pages up to the limit
@@ -266,3 +331,259 @@ class RemoteStore:
 
     def plugins(self) -> list[dict[str, Any]]:
         return self.connection.get_json("plugins")["plugins"]
+
+
+# ---- WebSockets ----------------------------------------------------------------------------------
+class _SocketLoop:
+    """One daemon thread running an asyncio loop for every WebSocket of one RemoteStore."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="nbtasklog-sockets", daemon=True)
+        self.thread.start()
+        _open_loops.add(self)
+
+    def run(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel every socket task (they close their sockets), then stop and close the loop."""
+        _open_loops.discard(self)
+        if not self.thread.is_alive():
+            return
+
+        async def cancel_all() -> None:
+            # tornado's own frame readers are tasks too: cancel and await them all, so that none is
+            # left pending when the loop closes ("Task was destroyed but it is pending").
+            for _ in range(3):
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                if not tasks:
+                    return
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+        try:
+            self.run(cancel_all()).result(timeout)
+        except Exception as error:
+            log.debug("nbtasklog: sockets did not all close: %s", error)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+_open_loops: weakref.WeakSet[_SocketLoop] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_loops() -> None:
+    for sockets in list(_open_loops):
+        sockets.close(timeout=2.0)
+
+
+class _Socket:
+    """A WebSocket that reconnects with backoff until it is told to stop, or gives up (`failed`).
+
+    A refusal that retrying cannot fix (an HTTP 4xx to the upgrade; a close code 44xx: unknown task,
+    bad filter, forbidden) ends it at once, and so do `give_up_after` seconds without a connection.
+    """
+
+    path = ""
+    give_up_after: float | None = RECONNECT_FOR
+
+    def __init__(self, store: RemoteStore) -> None:
+        self.store = store
+        self.connection = store.connection
+        self.connects = 0  # successful (re)connections
+        self.received = 0  # messages read
+        self.failed: str | None = None  # why it gave up
+        self._future: Any = None
+
+    def close(self) -> None:
+        """Stop reading and close the socket (from any thread)."""
+        if self._future is not None:
+            self._future.cancel()
+
+    def params(self) -> dict[str, Any] | None:
+        return None
+
+    async def opened(self) -> None:
+        """Called after each connection, before its first message is read."""
+
+    def handle(self, message: dict[str, Any]) -> bool:
+        """Handle one message; True when the stream is complete and the socket can close."""
+        raise NotImplementedError
+
+    def gave_up(self) -> None:
+        """Called once when the socket stops for good without completing."""
+
+    async def _run(self) -> None:
+        from tornado.httpclient import HTTPClientError
+        from tornado.websocket import websocket_connect
+
+        delay, down_since = 0.05, time.monotonic()
+        try:
+            while True:
+                ws = None
+                received, opened_at = self.received, time.monotonic()
+                try:
+                    ws = await websocket_connect(self.connection.socket_request(self.path, self.params()),
+                                                 max_message_size=MAX_SOCKET_MESSAGE)
+                    self.connects += 1
+                    self.store.socket_counts["connects"] += 1
+                    await self.opened()
+                    while True:
+                        raw = await ws.read_message()
+                        if raw is None:
+                            break
+                        self.received += 1
+                        if self.handle(json.loads(raw)):
+                            return
+                except HTTPClientError as error:
+                    if 400 <= error.code < 500:  # the server refused the upgrade: retrying will not help
+                        raise _GiveUp(f"the server refused the WebSocket: HTTP {error.code}") from None
+                except OSError:  # refused, reset: the server is down or restarting
+                    pass
+                finally:
+                    if ws is not None:
+                        ws.close()
+                if ws is not None:
+                    if ws.close_code is not None and 4400 <= ws.close_code < 4500:
+                        raise _GiveUp(f"the server closed the WebSocket: {ws.close_code} {ws.close_reason or ''}".strip())
+                if ws is not None and (self.received > received or time.monotonic() - opened_at > 1.0):
+                    delay, down_since = 0.05, time.monotonic()  # it worked: start over (one closed at once backs off)
+                if self.give_up_after is not None and time.monotonic() - down_since > self.give_up_after:
+                    raise _GiveUp(f"no connection to {self.connection.url} for {self.give_up_after:.0f} s")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_MAX_DELAY)
+        except _GiveUp as error:
+            self.failed = str(error)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # a bug or a malformed message: say so, the reader falls back to REST
+            log.warning("nbtasklog: WebSocket %s stopped: %r", self.path, error)
+            self.failed = f"{type(error).__name__}: {error}"
+        self.gave_up()
+
+
+class _GiveUp(Exception):
+    pass
+
+
+class RemoteStream(_Socket):
+    """One task's log WebSocket feeding a live Subscription (made by RemoteStore.stream).
+
+    Read from the reader's thread: `cursor` (the last seq offered), `history_end` (set once the
+    history up to the seam has been offered), `ended` (the task's final status, set after its last
+    record was offered), `failed` (why the socket gave up: read over REST instead), `received`,
+    `connects`. After a reconnect the socket asks for the records past `cursor` again, so none is
+    lost or repeated; a `lagging` message needs nothing here: the server then re-reads from its own
+    cursor and goes on.
+    """
+
+    def __init__(self, store: RemoteStore, task_id: str, subscription: Subscription, after: int,
+                 on_status: Callable[[dict[str, Any]], None] | None) -> None:
+        super().__init__(store)
+        self.path = f"tasks/{urllib.parse.quote(task_id, safe='')}/logs/stream"
+        self.subscription = subscription
+        self.cursor = after
+        self.on_status = on_status
+        self.history_end = threading.Event()
+        self.ended: str | None = None
+        self.records = 0  # records offered
+        self.lagged = 0  # lagging messages from the server
+
+    def params(self) -> dict[str, Any]:
+        params = filter_params(self.subscription.filter.with_limit(None))
+        params["after"] = str(self.cursor)
+        return params
+
+    def handle(self, message: dict[str, Any]) -> bool:
+        kind = message.get("type")
+        if kind == "records":
+            offer, cursor, count = self.subscription.offer, self.cursor, 0
+            for item in message["records"]:
+                if item["seq"] > cursor:
+                    offer(_record(item))
+                    cursor = item["seq"]
+                    count += 1
+            self.cursor = cursor
+            self.records += count
+            self.store.socket_counts["records"] += count
+        elif kind == "history_end":
+            self.history_end.set()
+            self.subscription.wake()
+        elif kind == "status":
+            if self.on_status is not None:
+                self.on_status(_task(message["task"]))
+        elif kind == "lagging":
+            self.lagged += 1
+            self.store.socket_counts["lagging"] += 1
+        elif kind == "end":
+            self.ended = message["status"]
+            self.subscription.wake()
+            return True
+        elif kind == "error":
+            log.debug("nbtasklog: log stream of %s: %s", self.path, message.get("message"))
+        return False
+
+    def gave_up(self) -> None:
+        self.subscription.wake()
+
+
+class TaskWatch(_Socket):
+    """The task-list WebSocket: every task's creation, status and progress changes, and deletions."""
+
+    path = "tasks/stream"
+    give_up_after = None  # nothing else would tell the list: keep trying while the kernel lives
+
+    def __init__(self, store: RemoteStore, on_change: Callable[[dict[str, Any]], None],
+                 on_connect: Callable[[], None] | None) -> None:
+        super().__init__(store)
+        self.on_change = on_change
+        self.on_connect = on_connect
+
+    async def opened(self) -> None:
+        if self.on_connect is not None:
+            # A blocking REST read: in its own thread, so that the loop's other sockets keep going.
+            # The socket's messages wait meanwhile, so a change made after the read always comes later.
+            try:
+                await _in_thread(self.on_connect)
+            except Exception as error:
+                log.debug("nbtasklog: re-reading the task list failed: %s", error)
+
+    def handle(self, message: dict[str, Any]) -> bool:
+        kind = message.get("type")
+        try:
+            if kind == "task":
+                self.on_change(_task(message["task"]))
+            elif kind == "deleted":
+                self.on_change({"id": message["id"], "deleted": True})
+        except Exception:
+            log.exception("nbtasklog: task-list listener failed")
+        return False
+
+
+async def _in_thread(function: Callable[[], None]) -> None:
+    """Run `function` in a daemon thread and wait for it (an executor's threads would hold up exit)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if not done.done():
+            done.set_exception(error) if error is not None else done.set_result(None)
+
+    def work() -> None:
+        error: BaseException | None = None
+        try:
+            function()
+        except BaseException as raised:
+            error = raised
+        try:
+            loop.call_soon_threadsafe(settle, error)
+        except RuntimeError:  # the loop closed meanwhile
+            pass
+
+    threading.Thread(target=work, name="nbtasklog-socket-work", daemon=True).start()
+    await done

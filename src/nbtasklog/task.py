@@ -112,7 +112,11 @@ class Task:
         return self._engine.logs(self.id, **filter)
 
     def follow(self, **filter: Any) -> Iterator[LogRecord]:
-        """Matching records as they come: history first, then live ones, until the task ends."""
+        """Matching records as they come: history first, then live ones, until the task ends.
+
+        In a kernel started by a Jupyter server with nbtasklog, a task the server runs streams over
+        its WebSocket (filtered there), resuming where it was if the server restarts meanwhile.
+        """
         return self._engine.follow(self.id, **filter)
 
     def stats(self) -> dict[str, Any]:

@@ -12,7 +12,8 @@ kernel -> front end, for stream S: {"type": "stream", "stream": S, "event": E, .
   reset, end, error; and for TaskList: {"type": "task", "task": {...}}, {"type": "deleted", "id": ID}.
 
 Everything goes through the Engine (logs, stats, history, subscribe), so the widgets work the same
-on an embedded store and on a RemoteStore talking to a Jupyter server.
+on an embedded store and on a RemoteStore talking to a Jupyter server; there, a server task's log
+and the task list come over the server's WebSockets (RemoteStore.stream, RemoteStore.watch_tasks).
 """
 
 from __future__ import annotations
@@ -114,7 +115,9 @@ class _Stream:
                 self.widget.send({"type": "stream", "stream": self.id, "event": event, **content}, buffers)
 
     def _send_records(self, records: list[LogRecord]) -> int:
-        self.send("records", [encode_records(records)], cursor=records[-1].seq, count=len(records))
+        for start in range(0, len(records), HISTORY_PAGE):
+            page = records[start:start + HISTORY_PAGE]
+            self.send("records", [encode_records(page)], cursor=page[-1].seq, count=len(page))
         return records[-1].seq
 
     def _catch_up(self, last: int) -> int:
@@ -132,14 +135,26 @@ class _Stream:
     def _run(self) -> None:
         engine = self.engine
         subscription = engine.subscribe(self.task_id, Subscription(self.filter))
+        # A task run by the server (remote engine): its log WebSocket brings the history and the live records.
+        stream = subscription.remote
         last = 0
         next_status = 0.0
         try:
-            last = self._catch_up(last)
-            self.send("history_end", cursor=last)
+            if stream is None:
+                last = self._catch_up(last)
+                self.send("history_end", cursor=last)
+            history_sent = stream is None
             local = engine.runner.get(self.task_id) is not None
             while not self.stop.is_set():
-                finished = engine.is_finished(self.task_id)
+                if stream is not None and stream.failed:  # the socket gave up: read over REST from here on
+                    log.debug("nbtasklog: widget reads %s over REST: %s", self.task_id, stream.failed)
+                    stream = None
+                    last = self._catch_up(last)
+                if stream is None:
+                    finished, seam = engine.is_finished(self.task_id), True
+                else:
+                    # Both read before take(): every record they cover is queued by then.
+                    finished, seam = stream.ended is not None, stream.history_end.is_set()
                 batch = subscription.take(timeout=0 if finished else 0.25)
                 if batch and not finished:
                     self.stop.wait(BATCH_INTERVAL)  # gather what comes meanwhile into one message
@@ -153,15 +168,19 @@ class _Stream:
                 fresh = [r for r in batch if r.seq > last]
                 if fresh:
                     last = self._send_records(fresh)
-                elif not local:
-                    last = self._catch_up(last)  # a task run elsewhere: its records reach us through the store
+                elif not local and stream is None:
+                    last = self._catch_up(last)  # a task run elsewhere, no socket: its records reach us through the store
+                if not history_sent and seam:
+                    history_sent = True
+                    self.send("history_end", cursor=last)
                 now = _monotonic()
                 if self.status_due is not None and now >= next_status:
                     row, self.status_due = self.status_due, None
                     self.send("status", task=_jsonable(row))
                     next_status = now + STATUS_INTERVAL
                 if finished and not batch:
-                    last = self._catch_up(last)
+                    if stream is None:
+                        last = self._catch_up(last)
                     info = engine.task_info(self.task_id)
                     self.send("status", task=_jsonable(info))
                     self.send("end", status=info["status"], cursor=last)
@@ -330,46 +349,43 @@ class LogViewer(_Base):
 class TaskList(_Base):
     """The tasks of the store, updated live, with the form to start a plugin and each task's log."""
 
-    POLL_INTERVAL = 2.0  # seconds between looks at the server's task list (remote engines)
-
     def __init__(self, *, engine: Engine | None = None, **kwargs: Any) -> None:
         super().__init__(engine=engine, kind="tasks", **kwargs)
-        self._unlisten = self._engine.on_task_change(self._changed)
         self._seen: dict[str, tuple[Any, ...]] = {}
-        self._stop = threading.Event()
         if self._engine.remote:
-            # This kernel hears only its own tasks' changes; the server's come by looking again.
-            threading.Thread(target=self._poll, name="nbtasklog-tasklist", daemon=True).start()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.POLL_INTERVAL):
-            try:
-                self.poll_once()
-            except Exception as error:  # the server may be restarting: try again next time
-                log.debug("nbtasklog: task list poll failed: %s", error)
+            # The server hears every task (its own, and this kernel's through ingest): its task-list
+            # WebSocket says what changes; each (re)connection re-reads the list first, so nothing
+            # missed while the server was away stays missing.
+            watch = self._engine.store.watch_tasks(self._changed, on_connect=self.poll_once)  # type: ignore[union-attr]
+            self._unlisten = watch.close
+        else:
+            self._unlisten = self._engine.on_task_change(self._changed)
 
     def poll_once(self) -> None:
         """Send the rows that changed since the last look, and the ids that are gone."""
         rows = {row["id"]: row for row in self._tasks()}
         for task_id, row in rows.items():
-            state = (row["status"], row.get("progress"), row.get("finished_at"), row.get("progress_message"))
-            if self._seen.get(task_id) != state:
-                self._seen[task_id] = state
+            if self._seen.get(task_id) != _task_state(row):
                 self._changed(row)
         for task_id in set(self._seen) - set(rows):
-            del self._seen[task_id]
             self._changed({"id": task_id, "deleted": True})
 
-    def _changed(self, row: dict[str, Any]) -> None:  # called from task threads
+    def _changed(self, row: dict[str, Any]) -> None:  # called from task threads, or the WebSocket's
         if row.get("deleted"):
+            self._seen.pop(row["id"], None)
             self.send({"type": "deleted", "id": row["id"]})
         else:
+            self._seen[row["id"]] = _task_state(row)
             self.send({"type": "task", "task": _jsonable({k: v for k, v in row.items() if k != "deleted"})})
 
     def close(self) -> None:
-        self._stop.set()
         self._unlisten()
         super().close()
+
+
+def _task_state(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What the task list shows of a row that can change."""
+    return row["status"], row.get("progress"), row.get("finished_at"), row.get("progress_message")
 
 
 class SettingsPanel(_Base):

@@ -307,3 +307,46 @@ def sockets(jp_ws_fetch: Any, jp_http_port: int, jp_base_url: str) -> Any:
 
 def seqs_of(records: list[dict[str, Any]]) -> list[int]:
     return [r["seq"] for r in records]
+
+
+# ---- a kernel-side Engine on this server ------------------------------------------------------------
+@pytest.fixture
+def requests_seen(jp_serverapp: Any) -> list[tuple[str, str]]:
+    """(method, path) of every HTTP request the server answers during the test, as it logs them."""
+    seen: list[tuple[str, str]] = []
+    settings = jp_serverapp.web_app.settings
+    original = settings["log_function"]
+
+    def log_function(handler: Any) -> None:
+        seen.append((handler.request.method, handler.request.path))
+        original(handler)
+
+    settings["log_function"] = log_function
+    yield seen
+    settings["log_function"] = original
+
+
+def off_loop(function: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+    """Run blocking client code in a thread: the server under test answers on this test's loop."""
+    return asyncio.get_running_loop().run_in_executor(None, function, *args)
+
+
+@pytest.fixture
+def kernel_engine(jp_serverapp: Any, jp_fetch: Any, jp_http_port: int, jp_base_url: str) -> Any:
+    """`await kernel_engine()`: an Engine whose store is a RemoteStore on this server, as in a kernel; closed at the end.
+
+    (jp_fetch: the server accepts connections only once its HTTP client fixture has started it.)
+    """
+    from nbtasklog.remote import RemoteStore, ServerConnection
+
+    made: list[nbtasklog.Engine] = []
+
+    async def make() -> nbtasklog.Engine:
+        connection = ServerConnection(f"http://127.0.0.1:{jp_http_port}{jp_base_url}", jp_serverapp.identity_provider.token)
+        engine = await off_loop(lambda: nbtasklog.Engine(store=RemoteStore(connection), flush_interval=0.05, handle_signals=False))
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:  # nothing left to send by then: close needs no answer from the (stopped) server
+        engine.close(timeout=2)
