@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("anywidget")
-
-from nbtasklog import widget as w  # noqa: E402
+from nbtasklog import widget as w
 
 
 class Recorder:
@@ -160,6 +158,21 @@ def test_export_and_text_form(engine):
     assert "SUCCESS" in text and "0x" not in text and "<img src=x onerror=alert(1)> 2" in text
     assert task._repr_mimebundle_() == {"text/plain": text}  # no kernel here: text only
     view.close()
+
+
+def test_widgets_text_forms_have_no_address(engine):
+    """Where widgets don't render (nbconvert, GitHub) each widget's text/plain says what it shows."""
+    task = engine.run_task("legacy_cleanup", {})
+    task.wait(10)
+    viewer, tasks, settings = w.LogViewer(task), w.TaskList(engine=engine), w.SettingsPanel(engine=engine)
+    bundles = [view._repr_mimebundle_() for view in (viewer, tasks, settings)]
+    texts = [(bundle[0] if isinstance(bundle, tuple) else bundle)["text/plain"] for bundle in bundles]
+    assert texts[0] == w.task_text(task) and "SUCCESS" in texts[0]
+    assert texts[1].splitlines()[1].split() == [task.id, "legacy_cleanup", "SUCCESS"]
+    assert "task_log_level=INFO" in texts[2]
+    assert not any(" at 0x" in text for text in texts)
+    for view in (viewer, tasks, settings):
+        view.close()
 
 
 def test_task_list_reread_sends_what_was_missed_once(engine):

@@ -345,6 +345,11 @@ class LogViewer(_Base):
         engine = engine if engine is not None else getattr(task, "_engine", None)
         super().__init__(engine=engine, kind="viewer", task_id=task_id, level=level, **kwargs)
 
+    def __repr__(self) -> str:  # text/plain where widgets don't render (nbconvert, GitHub)
+        from .task import Task
+
+        return task_text(Task(self._engine, self.task_id))
+
 
 class TaskList(_Base):
     """The tasks of the store, updated live, with the form to start a plugin and each task's log."""
@@ -382,6 +387,13 @@ class TaskList(_Base):
         self._unlisten()
         super().close()
 
+    def __repr__(self) -> str:
+        try:
+            rows = self._tasks(limit=10)
+        except Exception as error:  # a repr must not raise (the store may be away)
+            return f"nbtasklog tasks ({type(error).__name__}: {error})"
+        return "\n".join(["nbtasklog tasks, newest first:"] + [f"  {row['id']} {row['plugin']} {row['status']}" for row in rows])
+
 
 def _task_state(row: dict[str, Any]) -> tuple[Any, ...]:
     """What the task list shows of a row that can change."""
@@ -393,6 +405,10 @@ class SettingsPanel(_Base):
 
     def __init__(self, *, engine: Engine | None = None, **kwargs: Any) -> None:
         super().__init__(engine=engine, kind="settings", **kwargs)
+
+    def __repr__(self) -> str:
+        settings = self._engine.settings.to_dict()
+        return "nbtasklog settings: " + ", ".join(f"{key}={value}" for key, value in sorted(settings.items()))
 
 
 def task_text(task: Any) -> str:
