@@ -163,6 +163,11 @@ def notebook(lab: Lab, name: str, cells: list[str]) -> str:
 def open_and_run(page: Any, url: str) -> None:
     """Open a notebook, wait until its kernel is really ready (not the toolbar's 'idle'), run all cells."""
     page.goto(url)
+    run_all(page)
+
+
+def run_all(page: Any) -> None:
+    """Run all cells of the notebook open in `page` (JupyterLab or Notebook 7) once its kernel is ready."""
     page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
     page.evaluate("""async () => {
         const app = window.jupyterapp; await app.restored;
@@ -251,3 +256,19 @@ def unnamed_controls(scope: Any) -> list[str]:
         if not named or named.group(1) not in NAMED_ROLES or not named.group(2).strip():
             problems.append(f"{line or '(not in the accessibility tree)'} <- {control.evaluate('e => e.outerHTML.slice(0, 160)')}")
     return problems
+
+
+def only_source(viewer: Any, source: str) -> None:
+    """Leave only `source` checked in the viewer's Source list; wait until every row shown is from it."""
+    viewer.get_by_role("button", name="Source: all").click()
+    sources = viewer.get_by_role("group", name="Source")
+    sources.get_by_role("checkbox", name=re.compile(rf"^{re.escape(source)} \(")).wait_for()
+    for box in sources.get_by_role("checkbox").all():
+        if not box.get_attribute("aria-label").startswith(f"{source} ("):
+            box.uncheck()
+    viewer.get_by_role("button", name=f"Source: {source}").wait_for()
+    viewer.page.wait_for_function(
+        "([el, source]) => [...el.querySelectorAll('[role=listitem]')].every(r => r.textContent.includes(source))",
+        arg=[viewer.element_handle(), source])
+    rows = viewer.get_by_role("list", name="Log records").get_by_role("listitem").all_inner_texts()
+    assert rows and all(text.split()[2] == source for text in rows), rows  # time, level, source, message

@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from .conftest import (ARTIFACTS, log_viewer, notebook, open_and_run, open_sidebar, start_task, task_row,
-                       unnamed_controls, wait_finished)
+from .conftest import (ARTIFACTS, log_viewer, notebook, only_source, open_and_run, open_sidebar, start_task,
+                       task_row, unnamed_controls, wait_finished)
 
 KERNEL_TASK = '''
 import nbtasklog
@@ -25,22 +25,6 @@ task = nbtasklog.run_task(two_sources, {}, log_level="DEBUG")
 task.wait(60)
 task
 '''
-
-
-def only_superset_api(viewer) -> None:
-    """Leave only source superset_api checked in the viewer's Source list, and wait until the rows say so."""
-    viewer.get_by_role("button", name="Source: all").click()
-    sources = viewer.get_by_role("group", name="Source")
-    sources.get_by_role("checkbox", name=re.compile(r"^superset_api \(")).wait_for()
-    for box in sources.get_by_role("checkbox").all():
-        if not box.get_attribute("aria-label").startswith("superset_api ("):
-            box.uncheck()
-    viewer.get_by_role("button", name="Source: superset_api").wait_for()
-    viewer.page.wait_for_function(
-        "(el) => [...el.querySelectorAll('[role=listitem]')].every(r => r.textContent.includes('superset_api'))",
-        arg=viewer.element_handle())
-    rows = viewer.get_by_role("list", name="Log records").get_by_role("listitem").all_inner_texts()
-    assert rows and all(text.split()[2] == "superset_api" for text in rows), rows
 
 
 def download(page, viewer, fmt: str, endpoint: bool = False) -> Path:
@@ -85,7 +69,7 @@ def test_sidebar_downloads_the_filtered_log(lab, page):
     viewer = log_viewer(panel, task_id)
     viewer.get_by_role("listitem").first.wait_for()
     assert viewer.get_by_role("combobox", name="Level").input_value() == "INFO"
-    only_superset_api(viewer)
+    only_source(viewer, "superset_api")
     assert_exactly_filtered(lab, task_id, download(page, viewer, "JSONL", endpoint=True),
                             download(page, viewer, "CSV", endpoint=True))
     assert viewer.get_by_role("alert").count() == 0
@@ -97,7 +81,7 @@ def test_notebook_widget_downloads_the_filtered_log(lab, page):
     viewer = log_viewer(page)
     viewer.get_by_role("listitem").filter(has_text="export failed").wait_for(timeout=60_000)
     task_id = viewer.get_attribute("aria-label").removeprefix("Log of task ")
-    only_superset_api(viewer)
+    only_source(viewer, "superset_api")
     assert unnamed_controls(viewer) == []
     page.screenshot(path=str(ARTIFACTS / "viewer-notebook-download.png"))
     assert_exactly_filtered(lab, task_id, download(page, viewer, "JSONL"), download(page, viewer, "CSV"))
