@@ -51,6 +51,22 @@ def test_sidebar_and_viewer_work_by_keyboard(lab, page):
     expect(level).to_have_value("INFO")
     expect(records.filter(has_text="Backup finished")).to_have_count(1)
 
+    # Source: Enter opens the list, Space toggles a source, Escape closes it and returns to the button
+    source = viewer.get_by_role("button", name="Source: all")
+    focus_by(page, "Tab", source)
+    page.keyboard.press("Enter")
+    expect(source).to_have_attribute("aria-expanded", "true")
+    plugin = viewer.get_by_role("group", name="Source").get_by_role("checkbox", name=re.compile(r"^plugin \("))
+    focus_by(page, "Tab", plugin)
+    page.keyboard.press("Space")
+    expect(viewer.get_by_role("button", name="Source: 2 selected")).to_be_visible()
+    expect(records.filter(has_text="Saved dashboard")).to_have_count(0)  # plugin's records
+    page.keyboard.press("Space")
+    page.keyboard.press("Escape")
+    expect(source).to_be_focused()
+    expect(source).to_have_attribute("aria-expanded", "false")
+    expect(records.filter(has_text="Backup finished")).to_have_count(1)
+
     # Search: Enter goes to the next match (also in records not rendered yet), Shift+Enter back
     search = viewer.get_by_role("searchbox", name="Search")
     focus_by(page, "Tab", search)

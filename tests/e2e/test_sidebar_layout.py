@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import ARTIFACTS, INTERACTIVE, aria_line, log_viewer, open_sidebar, start_task, task_row, unnamed_controls, wait_finished
+from .conftest import ARTIFACTS, INTERACTIVE, log_viewer, open_sidebar, start_task, task_row, unnamed_controls, wait_finished
 
 
 def outside(panel) -> list[str]:
-    """Visible controls whose box sticks out of the panel's left or right edge (clipped or scrolled away)."""
-    box = panel.bounding_box()
-    left, right = box["x"], box["x"] + box["width"]
-    out = []
-    for control in panel.locator(f"{INTERACTIVE}, [role=progressbar], h3").all():
-        b = control.bounding_box() if control.is_visible() else None
-        if b and b["width"] and (b["x"] < left - 1 or b["x"] + b["width"] > right + 1):
-            out.append(f"{aria_line(control)} x={b['x']:.0f}..{b['x'] + b['width']:.0f}")
-    return out
+    """Visible controls cut off at the left or right: by the panel's edge or by any ancestor that clips or scrolls."""
+    return panel.evaluate("""(panel, selector) => {
+        const cut = [];
+        for (const el of panel.querySelectorAll(selector)) {
+            const r = el.getBoundingClientRect();
+            if (!r.width || !el.checkVisibility()) continue;
+            for (let a = el.parentElement; a; a = a.parentElement) {
+                if (a !== panel && getComputedStyle(a).overflowX === 'visible') continue;
+                const b = a.getBoundingClientRect();
+                if (r.left < b.left - 1 || r.right > b.right + 1) {
+                    cut.push(`${el.getAttribute('aria-label') || el.textContent.trim().slice(0, 40)}: ${Math.round(r.left)}..${Math.round(r.right)} in ${Math.round(b.left)}..${Math.round(b.right)}`);
+                    break;
+                }
+                if (a === panel) break;
+            }
+        }
+        return cut; }""", f"{INTERACTIVE}, [role=progressbar], h3")
 
 
 def resize_sidebar(page, panel, width: int) -> None:
