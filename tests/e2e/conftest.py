@@ -122,17 +122,17 @@ def serve_lab(base: Path, *args: str, env: dict[str, str] | None = None) -> Iter
             shutil.copy(base / "server.log", ARTIFACTS / f"server-{base.name}.log")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    """One server for all e2e modules (a start costs seconds); tests tell their tasks apart by id."""
+    """One server for all e2e modules (a start costs seconds), stopped when they are done; tests tell their tasks apart by id."""
     _require()
     with serve_lab(tmp_path_factory.mktemp("lab")) as lab:
         yield lab
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    # Module scope, not session: Playwright's sync API keeps an asyncio loop running in this thread
+    # Package scope, not session: Playwright's sync API keeps an asyncio loop running in this thread
     # while it is open, and the server tests after these (pytest-jupyter) need to run their own.
     with _require().sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -196,11 +196,19 @@ NAMED_ROLES = {"button", "checkbox", "combobox", "link", "listbox", "menuitem", 
                "slider", "spinbutton", "switch", "tab", "textbox", "row", "list", "listitem", "region", "group"}
 
 
-def open_sidebar(lab: Lab, page: Any) -> Any:
-    """JupyterLab with the Task logs side panel open and its plugins loaded; returns the panel."""
+def open_lab(lab: Lab, page: Any) -> None:
+    """A fresh JupyterLab, settled: after `restored` it still opens a Launcher and moves the focus into it
+    (about a second later here), which would take the focus from whatever a test had focused by then."""
     page.goto(f"{lab.url}lab?reset&token={TOKEN}")
     page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
-    page.evaluate("async () => { await window.jupyterapp.restored; }")
+    page.evaluate("""async () => { const app = window.jupyterapp; await app.restored;
+        for (let i = 0; i < 300 && !app.shell.currentWidget?.node.contains(document.activeElement); i++)
+            await new Promise(r => setTimeout(r, 50)); }""")
+
+
+def open_sidebar(lab: Lab, page: Any) -> Any:
+    """JupyterLab with the Task logs side panel open and its plugins loaded; returns the panel."""
+    open_lab(lab, page)
     page.get_by_role("tab", name="Task logs").click()
     panel = page.get_by_role("region", name="Task logs")
     panel.get_by_role("combobox", name="Plugin").get_by_role("option", name="dashboard_backup").wait_for(state="attached", timeout=30_000)

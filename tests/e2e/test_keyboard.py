@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, TOKEN, log_viewer, start_task, task_row, wait_finished
+from .conftest import ARTIFACTS, log_viewer, open_lab, start_task, task_row, wait_finished
 
 
 def focus_by(page, key: str, target, limit: int = 60) -> None:
@@ -22,9 +22,7 @@ def test_sidebar_and_viewer_work_by_keyboard(lab, page):
     """Tab into the panel, open a task with Enter, change the level with arrows, search with Enter, move through rows."""
     task_id = start_task(lab, "dashboard_backup", {"dashboards": 20, "delay": 0})
     wait_finished(lab, task_id)
-    page.goto(f"{lab.url}lab?reset&token={TOKEN}")
-    page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
-    page.evaluate("async () => { await window.jupyterapp.restored; }")
+    open_lab(lab, page)
 
     # JupyterLab's side tab bar: Tab reaches it, arrows move along it, Enter opens the panel
     focus_by(page, "Tab", page.get_by_role("tab", name="File Browser (Ctrl+Shift+F)"))

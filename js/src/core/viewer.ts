@@ -112,8 +112,8 @@ export class LogViewer {
     level.value = this.options.level ?? 'INFO';
     level.addEventListener('change', () => this.applyFilters(), { signal });
 
-    // A disclosure button, not <details>/<summary>: a summary has no role in the accessibility tree that
-    // Playwright (and so the e2e tests' role queries) computes.
+    // A disclosure button (aria-expanded), not <details>/<summary>: a summary has no ARIA role, so tools
+    // that work by role and name (Playwright, the e2e tests) could neither find nor name it.
     const sources = el(d, 'div', 'ntl-sources');
     const summary = el(d, 'button', 'ntl-button ntl-sources-summary', 'Source: all'); // its text is its name: "Source: …"
     summary.type = 'button';
