@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from .conftest import ARTIFACTS, TOKEN
+from .conftest import ARTIFACTS, open_sidebar
 
 SIDEBAR = "#nbtasklog-sidebar"
-
-
-def open_sidebar(lab, page) -> None:
-    page.goto(f"{lab.url}lab?reset&token={TOKEN}")
-    page.wait_for_function("window.jupyterapp !== undefined", timeout=60_000)
-    page.evaluate("async () => { await window.jupyterapp.restored; }")
-    page.click("li.lm-TabBar-tab[data-id='nbtasklog-sidebar']")
-    page.wait_for_selector(f"{SIDEBAR} .ntl-start select[aria-label=Plugin] option[value=dashboard_backup]", state="attached", timeout=30_000)
 
 
 def start_backup(page) -> None:

@@ -19,7 +19,7 @@ export const CSS = `
 .ntl-count-ERROR { color: #cf222e; } .ntl-count-WARNING { color: #9a6700; } .ntl-count-DEBUG { color: var(--ntl-muted); }
 .ntl-toolbar input, .ntl-toolbar select, .ntl-button, .ntl-panel input, .ntl-panel select, .ntl-panel textarea {
   font: inherit; color: inherit; background: var(--ntl-bg); border: 1px solid var(--ntl-border); border-radius: 3px; padding: 1px 6px; }
-.ntl-button { cursor: pointer; } .ntl-button[aria-pressed="true"] { background: var(--ntl-bg2); font-weight: 600; }
+.ntl-button { cursor: pointer; } .ntl-button:disabled, .ntl-panel :is(input, select):disabled { opacity: .55; cursor: not-allowed; } .ntl-button[aria-pressed="true"] { background: var(--ntl-bg2); font-weight: 600; }
 .ntl-button:focus-visible, .ntl-toolbar :focus-visible, .ntl-scroll:focus-visible, .ntl-row button:focus-visible { outline: 2px solid #0969da; outline-offset: 1px; }
 .ntl-search-input { width: 12em; } .ntl-meta-input { width: 12em; } .ntl-meta-input[aria-invalid="true"] { border-color: #cf222e; }
 .ntl-sources { position: relative; } .ntl-sources-summary { cursor: pointer; border: 1px solid var(--ntl-border); border-radius: 3px; padding: 1px 6px; list-style: none; }

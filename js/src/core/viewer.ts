@@ -51,6 +51,7 @@ export class LogViewer {
     this.doc = host.ownerDocument;
     injectStyles(this.doc);
     this.root = el(this.doc, 'div', 'ntl-viewer');
+    this.root.setAttribute('role', 'region'); // a landmark: aria-label alone on a generic div is not announced
     this.root.setAttribute('aria-label', `Log of task ${taskId}`);
     host.appendChild(this.root);
     this.buildHeader();
@@ -113,11 +114,27 @@ export class LogViewer {
     level.value = this.options.level ?? 'INFO';
     level.addEventListener('change', () => this.applyFilters(), { signal });
 
-    const sources = el(d, 'details', 'ntl-sources');
-    const summary = el(d, 'summary', 'ntl-sources-summary', 'Source: all'); // its text is its name: "Source: …"
+    // A disclosure button (aria-expanded), not <details>/<summary>: a summary has no ARIA role, so tools
+    // that work by role and name (Playwright, the e2e tests) could neither find nor name it.
+    const sources = el(d, 'div', 'ntl-sources');
+    const summary = el(d, 'button', 'ntl-button ntl-sources-summary', 'Source: all'); // its text is its name: "Source: …"
+    summary.type = 'button';
     const sourceList = el(d, 'div', 'ntl-source-list');
+    sourceList.id = `ntl-sources-${Math.random().toString(36).slice(2)}`;
     sourceList.setAttribute('role', 'group');
     sourceList.setAttribute('aria-label', 'Source');
+    summary.setAttribute('aria-controls', sourceList.id);
+    const showSources = (open: boolean) => {
+      sourceList.hidden = !open;
+      summary.setAttribute('aria-expanded', String(open));
+    };
+    showSources(false);
+    summary.addEventListener('click', () => showSources(sourceList.hidden), { signal });
+    sourceList.addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape') return;
+      showSources(false);
+      summary.focus();
+    }, { signal });
     sources.append(summary, sourceList);
 
     const searchBox = el(d, 'span', 'ntl-search');

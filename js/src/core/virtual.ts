@@ -12,6 +12,8 @@
 
 export type RowKey = number | string;
 
+const FOCUSABLE = 'button, input, select, textarea, a[href], [tabindex]';
+
 export interface VirtualRowsOptions {
   scrollElement: HTMLElement;
   /** The height of an ordinary row in px (learned again from the DOM when the list's width changes). */
@@ -114,9 +116,23 @@ export class VirtualRows {
 
   /** Redraw every row in range (their content changed: new search highlight, other record objects). */
   refresh(): void {
-    for (const row of this.rows.values()) row.remove();
+    // Rebuilt rows would drop the keyboard focus to <body>: give it back to the same control of the same row.
+    const active = this.inner.ownerDocument.activeElement as HTMLElement | null;
+    let focusKey: number | string | undefined;
+    let focusAt = -1;
+    for (const [key, row] of this.rows) {
+      if (active && row.contains(active)) {
+        focusKey = key;
+        focusAt = [...row.querySelectorAll(FOCUSABLE)].indexOf(active);
+      }
+      row.remove();
+    }
     this.rows.clear();
     this.render();
+    if (focusKey !== undefined) {
+      const row = this.rows.get(focusKey);
+      ((row && row.querySelectorAll<HTMLElement>(FOCUSABLE)[focusAt]) || this.options.scrollElement).focus();
+    }
   }
 
   /** Re-fill one rendered row in place and measure it again (for example after expanding it). */

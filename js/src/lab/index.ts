@@ -25,6 +25,8 @@ export class TaskLogSidebar extends Widget {
     this.addClass('ntl-sidebar');
     this.title.caption = 'Task logs';
     this.title.icon = listIcon;
+    this.node.setAttribute('role', 'region'); // found by role and name, like JupyterLab's own side panels
+    this.node.setAttribute('aria-label', 'Task logs');
     const d = this.node.ownerDocument;
     const nav = d.createElement('div');
     nav.setAttribute('role', 'tablist');
@@ -37,6 +39,8 @@ export class TaskLogSidebar extends Widget {
       tab.setAttribute('role', 'tab');
       tab.textContent = label;
       tab.dataset.view = name;
+      tab.id = `nbtasklog-tab-${name}`;
+      tab.setAttribute('aria-controls', `nbtasklog-view-${name}`);
       tab.addEventListener('click', () => this.showView(name));
       this.tabs.push(tab);
       nav.appendChild(tab);
@@ -47,6 +51,11 @@ export class TaskLogSidebar extends Widget {
     this.viewerArea.className = 'ntl-sidebar-viewer ntl-fill';
     this.settingsArea = d.createElement('div');
     this.settingsArea.className = 'ntl-sidebar-settings';
+    for (const [area, name] of [[this.tasksArea, 'tasks'], [this.settingsArea, 'settings']] as const) {
+      area.id = `nbtasklog-view-${name}`;
+      area.setAttribute('role', 'tabpanel');
+      area.setAttribute('aria-labelledby', `nbtasklog-tab-${name}`);
+    }
     this.node.append(nav, this.tasksArea, this.viewerArea, this.settingsArea);
     this.showView('tasks');
   }

@@ -1,0 +1,33 @@
+// Rebuilding the rows (new search highlight, records swapped after a filter change) keeps the keyboard focus.
+import { afterEach, expect, it } from 'vitest';
+import { VirtualRows } from '../src/core/virtual';
+import { fakeScrolling } from './scroll';
+
+afterEach(() => document.body.replaceChildren());
+
+it('refresh gives the focus back to the same control of the same row', () => {
+  const scroll = document.createElement('div');
+  scroll.tabIndex = 0;
+  document.body.appendChild(scroll);
+  fakeScrolling(scroll, 400);
+  const list = new VirtualRows({
+    scrollElement: scroll,
+    rowHeight: 20,
+    count: 10,
+    initialRect: { width: 600, height: 400 },
+    getKey: (i) => i,
+    renderRow: (row, i) => {
+      for (const name of ['meta', 'copy']) {
+        const b = document.createElement('button');
+        b.textContent = `${name} ${i}`;
+        row.appendChild(b);
+      }
+    },
+  });
+  const before = list.inner.querySelector<HTMLElement>('[data-index="3"]')!.querySelectorAll('button')[1];
+  before.focus();
+  list.refresh();
+  const active = document.activeElement as HTMLElement;
+  expect(active).not.toBe(before); // a new node ...
+  expect(active.textContent).toBe('copy 3'); // ... for the same control
+});
