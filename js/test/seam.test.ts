@@ -69,9 +69,24 @@ describe('LogViewer', () => {
     const row = rows(host)[0];
     expect(row.querySelector('img')).toBeNull();
     expect(row.querySelector('.ntl-message')!.textContent).toBe('<img src=x onerror=alert(1)>');
-    (row.querySelector('[data-action="meta"]') as HTMLElement).click();
+    (row.querySelector('[data-action="details"]') as HTMLElement).click();
     expect(host.querySelector('script')).toBeNull();
     expect(host.querySelector('.ntl-meta')!.textContent).toContain('"<script>alert(2)</script>"');
+  });
+
+  it('every record opens to its whole message, with or without metadata', async () => {
+    const { t, host } = mount();
+    const long = 'x'.repeat(500) + ' the end';
+    t.events.records(records(1, 1, () => ({ message: long, meta: null })));
+    await nextFrame();
+    const toggle = host.querySelector('[aria-label="Details of record 1"]') as HTMLElement;
+    expect(toggle.getAttribute('aria-expanded')).toBe('false');
+    toggle.click();
+    const row = rows(host)[0];
+    expect(row.classList.contains('ntl-row-tall')).toBe(true); // drawn at its own height, message wrapped
+    expect(row.querySelector('.ntl-message')!.textContent).toBe(long);
+    expect(row.querySelector('[aria-label="Details of record 1"]')!.getAttribute('aria-expanded')).toBe('true');
+    expect(row.querySelector('.ntl-meta')).toBeNull();
   });
 
   it('a narrower filter applies at once on what is held; a wider one asks the server', async () => {

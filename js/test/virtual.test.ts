@@ -120,6 +120,19 @@ describe('VirtualRows', () => {
     expect(list.renderedIndexes().length).toBeLessThanOrEqual(Math.ceil(400 / 43) + 5 + 1);
   });
 
+  it('keeps showing the last row when a learned row height moves the rows', () => {
+    let height = 20;
+    const { list } = mount(1000, { renderRow: (row) => setHeight(row, height) });
+    list.scrollToEnd();
+    expect(list.isAtEnd()).toBe(true);
+    height = 43; // the host got narrow: rows wrap onto two lines
+    (list as unknown as { heightLearned: boolean }).heightLearned = false; // what a width change does (no ResizeObserver here)
+    list.refresh();
+    expect(list.totalSize()).toBe(1000 * 43);
+    expect(list.isAtEnd()).toBe(true);
+    expect(list.renderedIndexes()).toContain(999);
+  });
+
   it('destroy removes its rows', () => {
     const { list, scroll } = mount(50);
     list.destroy();

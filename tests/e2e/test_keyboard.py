@@ -108,7 +108,7 @@ def test_sidebar_and_viewer_work_by_keyboard(lab, page):
     page.keyboard.press("Home")  # record 1 ...
     page.keyboard.press("ArrowDown")  # ... record 2, "Backup target prepared", which has metadata
     page.keyboard.press("Enter")
-    toggle = viewer.get_by_role("button", name="Metadata of record 2")
+    toggle = viewer.get_by_role("button", name="Details of record 2")
     expect(toggle).to_have_attribute("aria-expanded", "true")
     expect(toggle).to_be_focused()
     expect(records.filter(has_text="Backup target prepared")).to_contain_text("database_uuid")

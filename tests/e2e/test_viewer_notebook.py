@@ -47,7 +47,7 @@ def test_source_filter_live_records_debug_and_html(lab, page):
     # text/plain and widget both there; the HTML in a message shows literally and runs nothing
     assert "<img src=x onerror=alert(1)>" in messages(page)
     assert page.query_selector(f"{VIEWER} .ntl-rows img") is None
-    page.click(f"{VIEWER} .ntl-row:has-text('onerror') [data-action=meta]")
+    page.click(f"{VIEWER} .ntl-row:has-text('onerror') [data-action=details]")
     assert "<script>alert(2)</script>" in page.inner_text(f"{VIEWER} .ntl-meta")
     assert page.query_selector(f"{VIEWER} .ntl-rows script") is None
 

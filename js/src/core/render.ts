@@ -75,7 +75,7 @@ function lineTemplate(doc: Document): HTMLElement {
   if (!line) {
     line = el(doc, 'div', 'ntl-line');
     const actions = el(doc, 'span', 'ntl-actions');
-    for (const [className, action, text] of [['ntl-meta-toggle', 'meta', ''], ['ntl-copy', 'copy', 'copy']]) {
+    for (const [className, action, text] of [['ntl-details-toggle', 'details', ''], ['ntl-copy', 'copy', 'copy']]) {
       const button = el(doc, 'button', className, text);
       button.type = 'button';
       button.dataset.action = action;
@@ -91,7 +91,7 @@ const hues = new Map<string, string>();
 
 export function renderRow(row: HTMLElement, record: LogRecord, state: RowState): void {
   const doc = row.ownerDocument;
-  row.className = `ntl-row ntl-level-${record.level}${state.focused ? ' ntl-row-focused' : ''}${state.expanded && record.meta !== null ? ' ntl-row-tall' : ''}`;
+  row.className = `ntl-row ntl-level-${record.level}${state.focused ? ' ntl-row-focused' : ''}${state.expanded ? ' ntl-row-tall' : ''}`;
   row.setAttribute('role', 'listitem');
   row.dataset.seq = String(record.seq);
   const line = lineTemplate(doc).cloneNode(true) as HTMLElement;
@@ -106,13 +106,11 @@ export function renderRow(row: HTMLElement, record: LogRecord, state: RowState):
   if (state.searchLower) appendHighlighted(message, record.message, state.searchLower, state.currentMatch);
   else message.textContent = record.message;
   const [toggle, copy] = actions.children as unknown as HTMLElement[];
-  if (record.meta !== null) {
-    toggle.textContent = state.expanded ? '▾ meta' : '▸ meta';
-    toggle.setAttribute('aria-expanded', String(state.expanded));
-    toggle.setAttribute('aria-label', `Metadata of record ${record.seq}`);
-  } else {
-    toggle.remove();
-  }
+  // Every record opens: the whole message (a row shows one line of it) and the metadata, if any.
+  toggle.textContent = state.expanded ? '▾' : '▸';
+  toggle.title = state.expanded ? 'Hide details' : 'Show the whole message and the metadata';
+  toggle.setAttribute('aria-expanded', String(state.expanded));
+  toggle.setAttribute('aria-label', `Details of record ${record.seq}`);
   copy.setAttribute('aria-label', `Copy record ${record.seq}`);
   row.appendChild(line);
   if (state.expanded && record.meta !== null) row.appendChild(el(doc, 'pre', 'ntl-meta', prettyMeta(record.meta)));

@@ -51,8 +51,9 @@ mark.ntl-match { background: #fff8c5; color: inherit; } mark.ntl-match-current {
 /* Narrow hosts (the sidebar): a record takes two lines (time, level, source / message, cut with an ellipsis). */
 .ntl-viewer, .ntl-tasks { container-type: inline-size; }
 @container (max-width: 560px) {
-  .ntl-row { height: 43px; }
-  .ntl-line { display: grid; grid-template-columns: auto auto minmax(0, 1fr) auto; column-gap: 6px; }
+  .ntl-row { height: 43px; border-bottom-color: var(--ntl-border); }
+  .ntl-line { display: grid; grid-template-columns: auto auto minmax(0, 1fr) auto; grid-auto-rows: 21px; align-items: center; gap: 0 6px; }
+  .ntl-row-tall .ntl-line { grid-auto-rows: auto; }
   .ntl-level { width: auto; }
   .ntl-source { grid-column: 3 / 5; justify-self: start; max-width: 100%; overflow: hidden; text-overflow: ellipsis; }
   .ntl-message { grid-column: 1 / 4; grid-row: 2; }

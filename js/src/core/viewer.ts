@@ -572,7 +572,7 @@ export class LogViewer {
       this.jumpToLatest();
     } else if ((e.key === 'Enter' || e.key === ' ') && this.focusedPosition >= 0) {
       e.preventDefault();
-      this.toggleMeta(this.focusedPosition);
+      this.toggleDetails(this.focusedPosition);
     } else if (e.key === 'c' && (e.ctrlKey || e.metaKey) && this.focusedPosition >= 0) {
       e.preventDefault();
       void this.copy(this.view.at(this.focusedPosition));
@@ -584,17 +584,16 @@ export class LogViewer {
     const row = (e.target as HTMLElement).closest('.ntl-row') as HTMLElement | null;
     if (!button || !row) return;
     const position = Number(row.dataset.index);
-    if (button.dataset.action === 'meta') this.toggleMeta(position);
+    if (button.dataset.action === 'details') this.toggleDetails(position);
     else if (button.dataset.action === 'copy') void this.copy(this.view.at(position));
   }
 
-  toggleMeta(position: number): void {
+  toggleDetails(position: number): void {
     const record = this.view.at(position);
-    if (record.meta === null) return;
     if (this.expanded.has(record.seq)) this.expanded.delete(record.seq);
     else this.expanded.add(record.seq);
     this.list.update(position);
-    (this.ui.scroll.querySelector(`.ntl-row[data-index="${position}"] .ntl-meta-toggle`) as HTMLElement | null)?.focus();
+    (this.ui.scroll.querySelector(`.ntl-row[data-index="${position}"] .ntl-details-toggle`) as HTMLElement | null)?.focus();
   }
 
   async copy(record: LogRecord): Promise<void> {

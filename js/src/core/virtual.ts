@@ -88,6 +88,7 @@ export class VirtualRows {
 
   private onResize(): void {
     const el = this.options.scrollElement;
+    const atEnd = this.count > 0 && this.isAtEnd(1);
     const width = el.clientWidth;
     this.viewportHeight = el.clientHeight || this.options.initialRect?.height || 0;
     this.scrollPos = el.scrollTop;
@@ -98,6 +99,8 @@ export class VirtualRows {
       for (const key of this.tallHeight.keys()) if (!this.rows.has(key)) this.tallHeight.delete(key);
     }
     this.render();
+    // A list that showed its last row keeps showing it when its viewport shrinks or its rows grow.
+    if (atEnd && !this.isAtEnd(1)) this.scrollToEnd();
   }
 
   /**
@@ -281,12 +284,17 @@ export class VirtualRows {
   private render(): void {
     if (this.rendering) return;
     this.rendering = true;
+    const atEnd = this.count > 0 && this.isAtEnd(1);
+    let moved = false;
     try {
       // A second pass only when measuring (a tall row, a new row height) moved the rows.
-      for (let pass = 0; pass < 3 && this.layout(); pass++);
+      for (let pass = 0; pass < 3 && this.layout(); pass++) moved = true;
     } finally {
       this.rendering = false;
     }
+    // The same when measuring moved the rows (a narrow host's two-line rows learned after the history
+    // was drawn at one line each).
+    if (moved && atEnd && !this.isAtEnd(1)) this.scrollToEnd();
   }
 
   /** Writes first (new rows, positions), then reads (tall rows only); true when a read changed the layout. */
