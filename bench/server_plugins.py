@@ -33,13 +33,18 @@ class _GcPauses:
             self.seconds += perf_counter() - self._start
 
 
+def _readers(emitter: Any) -> int:
+    """Live readers of the task: a server's shared window counts its sockets (`readers`), another subscriber counts one."""
+    return sum(len(s.readers) if hasattr(s, "readers") else 1 for s in list(emitter.subscribers))
+
+
 def _wait_for_subscribers(params: dict[str, Any]) -> int:
     emitter = current_emitter.get()
     wanted = int(params.get("subscribers", 0))
     deadline = perf_counter() + float(params.get("wait_timeout", 60))
-    while len(emitter.subscribers) < wanted and perf_counter() < deadline:
+    while _readers(emitter) < wanted and perf_counter() < deadline:
         sleep(0.005)
-    attached = len(emitter.subscribers)
+    attached = _readers(emitter)
     sleep(float(params.get("settle", 0.3)))  # the subscribers' history catch-up (one record) is done
     return attached
 

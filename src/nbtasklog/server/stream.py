@@ -122,6 +122,7 @@ class _LiveWindow:
 
         self.subscription = Subscription(LogFilter(), size)
         self.subscription.offer = offer  # type: ignore[method-assign]
+        self.subscription.readers = self.readers  # type: ignore[attr-defined]  # how many sockets it stands for
         engine.subscribe(task_id, self.subscription)
         # Every record past the emitter's last seq, read after subscribing, reaches the deque.
         self.end = engine.runner.get(task_id).emitter.last_seq
