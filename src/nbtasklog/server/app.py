@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -88,6 +89,11 @@ class NbTaskLogApp(ExtensionApp):
         )
         self.settings["nbtasklog"] = self.services
         self.log.info("nbtasklog: log store %s", engine.store.url.render_as_string(hide_password=True))
+        # Everything alive now (the server's modules, classes, settings) lives as long as the process:
+        # moved out of the collector's reach, a full collection walks only what came later. Otherwise
+        # each took 150–800 ms with the GIL held (bench_server fan-out), stalling tasks and streams.
+        gc.collect()
+        gc.freeze()
 
     def initialize_handlers(self) -> None:
         from .handlers import routes
