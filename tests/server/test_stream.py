@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -108,6 +109,25 @@ async def test_sockets_behind_the_window_are_told_and_lose_nothing(api, start, g
         expected = [r["seq"] for r in (await api("tasks", task, "logs", params=dict(params, limit=n + 2))).json()["records"]]
         assert seqs_of(records_of(messages)) == expected
     assert len(expected) == n // 2
+
+
+@pytest.mark.parametrize("nbtasklog_config", [{"stream_queue": 1000}])
+async def test_window_reads_back_what_a_stalled_loop_missed(api, start, gate, sockets):
+    """The server's loop held up while 900 records come (its live deque holds 500): read back once, no socket lags."""
+    n = 900
+    name, event = gate()
+    task = (await start("t_sources", {"n": n, "gate": name, "hold": 0}))["id"]
+    await until(lambda: record_count(api, task, 1), what="the task to start")
+    opened = [await sockets("tasks", task, "logs", "stream", params=params) for params in ({}, {"level": "WARNING"})]
+    for ws in opened:
+        await read_until(ws, lambda m: m["type"] == "history_end")
+    event.set()
+    time.sleep(0.5)  # blocks this event loop, which is the server's: the task emits everything meanwhile
+    for params, ws in zip(({}, {"level": "WARNING"}), opened):
+        messages = await read_until(ws, is_end)
+        assert not any(m["type"] == "lagging" for m in messages)
+        expected = (await api("tasks", task, "logs", params=dict(params, limit=n + 2))).json()["records"]
+        assert records_of(messages) == [r for r in expected if r["seq"] > 1]
 
 
 async def test_after_in_url_resumes_from_cursor(api, start, finished, sockets):

@@ -102,30 +102,35 @@ class _LiveWindow:
     stream_interval the event loop moves them to `records` (seqs first, first + 1, … end) and wakes the
     sockets, each of which reads on from its own position. A record's JSON text is made at most once,
     and a records message at most once per filter and range: sockets in step with the same filter
-    send the same encoded bytes. A socket whose position is older than `first` fell behind.
+    send the same encoded bytes. A socket more than `size` (stream_queue) records behind the newest
+    one fell behind: it is told so and catches up from the store. A loop held up so long that the
+    deque (half of `size`) overflows does not make sockets fall behind: the records it dropped are
+    read back from the store once, for all of them.
     """
 
-    def __init__(self, engine: Any, task_id: str, interval: float, size: int) -> None:
-        self.engine, self.task_id, self.interval, self.size = engine, task_id, interval, size
+    def __init__(self, services: Services, task_id: str) -> None:
+        self.services, self.engine, self.task_id = services, services.engine, task_id
+        self.interval, self.size = services.stream_interval, services.stream_queue
         self.readers: set[object] = set()
         self.ticked = asyncio.Event()  # set and cleared at once on every tick: wakes every waiting socket
         self.records: list[tuple[Any, ...]] = []
         self.texts: list[str | None] = []  # JSON text of records[i], made when a socket first needs it
         self._messages: dict[tuple[Any, int, int], tuple[bytes | None, int | None]] = {}
         self._filters: dict[LogFilter, Any] = {}
-        inbound: deque[tuple[Any, ...]] = deque(maxlen=size)
+        # Half the window: a loop held up longer loses the oldest, which _tick reads back (the other half).
+        inbound: deque[tuple[Any, ...]] = deque(maxlen=max(1, self.size // 2))
         append = inbound.append
         self._inbound = inbound
 
         def offer(record: Any, _plain: type = tuple) -> None:
             append(_plain(record))
 
-        self.subscription = Subscription(LogFilter(), size)
+        self.subscription = Subscription(LogFilter(), self.size)
         self.subscription.offer = offer  # type: ignore[method-assign]
         self.subscription.readers = self.readers  # type: ignore[attr-defined]  # how many sockets it stands for
-        engine.subscribe(task_id, self.subscription)
+        self.engine.subscribe(task_id, self.subscription)
         # Every record past the emitter's last seq, read after subscribing, reaches the deque.
-        self.end = engine.runner.get(task_id).emitter.last_seq
+        self.end = self.engine.runner.get(task_id).emitter.last_seq
         self.first = self.end + 1
         self._ticker = asyncio.ensure_future(self._tick())
 
@@ -136,34 +141,50 @@ class _LiveWindow:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(self.interval)  # batching: at most one live message per interval per socket
-            self._drain()
+            items = self._take_inbound()
+            if items and self.end + 1 < items[0][1] <= self.end + 1 + self.size // 2:
+                # The deque overflowed (the loop was held up): the records it dropped are read back
+                # from the store once, for every socket, rather than each socket catching up alone.
+                items = await self.services.run(self._read_back, self.end, items)
+            if items:
+                self._append(items)
             self.ticked.set()
             self.ticked.clear()
 
-    def _drain(self) -> None:
+    def _take_inbound(self) -> list[tuple[Any, ...]]:
+        """The records in the deque: a run of consecutive seqs (a full deque may drop records as we pop)."""
         inbound = self._inbound
         pop = inbound.popleft
         items = [pop() for _ in range(len(inbound))]
-        if not items:
-            return
-        if items[-1][1] - items[0][1] + 1 != len(items):  # the full deque dropped records while we popped
+        if items and items[-1][1] - items[0][1] + 1 != len(items):
             i = len(items) - 1
             while i > 0 and items[i - 1][1] == items[i][1] - 1:
                 i -= 1
             items = items[i:]
+        return items
+
+    def _read_back(self, end: int, items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The records after seq `end` that the deque dropped, from the store, followed by `items`."""
+        count = items[0][1] - end - 1
+        missing = [tuple(r) for r in _take(self.engine.history(self.task_id, LogFilter(), end), count)]
+        if len(missing) == count and missing[0][1] == end + 1 and missing[-1][1] == end + count:
+            return missing + items
+        return items  # not all of them are there (never expected): the sockets fall behind and catch up alone
+
+    def _append(self, items: list[tuple[Any, ...]]) -> None:
         head, end, records, texts = items[0][1], self.end, self.records, self.texts
         if head <= end:  # offered while we subscribed, already past the emitter's last seq we read
             items = items[end + 1 - head:]
             if not items:
                 return
-        elif head > end + 1:  # the deque was full: records first..head-1 are only in the store now
+        elif head > end + 1:  # records end + 1 .. head - 1 are only in the store: the window starts over
             records.clear()
             texts.clear()
             self.first = head
         records.extend(items)
         texts.extend([None] * len(items))
         self.end = items[-1][1]
-        if len(records) > self.size:
+        if len(records) > self.size + self.size // 2:  # trimmed in steps, not on every tick
             drop = len(records) - self.size
             del records[:drop], texts[:drop]
             self.first += drop
@@ -298,8 +319,7 @@ class LogStreamHandler(_AuthorizedSocket):
         state = services.engine.runner.get(task_id)
         window = services.windows.get(task_id)
         if window is None:
-            window = services.windows[task_id] = _LiveWindow(services.engine, task_id, services.stream_interval,
-                                                             services.stream_queue)
+            window = services.windows[task_id] = _LiveWindow(services, task_id)
         reader = object()  # this run's place in the window (a filter change starts another run)
         window.readers.add(reader)
         key = replace(flt, after_seq=None)
