@@ -351,14 +351,11 @@ class LogStreamHandler(_AuthorizedSocket):
                 window.close()
 
     async def _catch_up_window(self, window: _LiveWindow, flt: LogFilter, last: int) -> tuple[int, int]:
-        """History after `last` from the store; returns the new cursor and the window position to read on from.
-
-        Every record in the window before the read is in the store or its buffer, so the read covers
-        them: every record up to the later of the window's end then and the new cursor is handled.
-        """
-        held = window.end
-        last = await self._catch_up(flt, last)
-        return last, max(held, last)
+        """History after `last` that the window no longer holds, from the store; returns the new cursor
+        and the window position to read on from (the window holds the rest, its texts shared)."""
+        first = window.first  # records before it were emitted earlier: they are in the store or its buffer
+        last = await self._catch_up(replace(flt, before_seq=first), last)
+        return last, max(first - 1, last)
 
     async def _stream_subscription(self, flt: LogFilter) -> int:
         """A task run elsewhere (a kernel's, ingested): history, then live records, until it ended."""
