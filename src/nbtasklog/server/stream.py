@@ -143,13 +143,39 @@ class _LiveWindow:
             await asyncio.sleep(self.interval)  # batching: at most one live message per interval per socket
             items = self._take_inbound()
             if items and self.end + 1 < items[0][1] <= self.end + 1 + self.size // 2:
-                # The deque overflowed (the loop was held up): the records it dropped are read back
-                # from the store once, for every socket, rather than each socket catching up alone.
-                items = await self.services.run(self._read_back, self.end, items)
+                items = await self._read_back(items)
             if items:
                 self._append(items)
-            self.ticked.set()
-            self.ticked.clear()
+            self._wake()
+
+    def _wake(self) -> None:
+        self.ticked.set()
+        self.ticked.clear()
+
+    async def _read_back(self, items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The records the deque dropped (the loop was held up), read back from the store once for every
+        socket rather than by each socket alone, followed by `items` and what comes meanwhile."""
+        end = self.end
+        count = items[0][1] - end - 1
+        engine, task_id = self.engine, self.task_id
+        reading = asyncio.ensure_future(self.services.run(
+            lambda: [tuple(r) for r in _take(engine.history(task_id, LogFilter(), end), count)]))
+        while not reading.done():  # the read may wait for a write in progress: keep the deque from overflowing
+            await asyncio.wait([reading], timeout=self.interval)
+            more = self._take_inbound()
+            if more and more[0][1] == items[-1][1] + 1 and len(items) < self.size:
+                items.extend(more)
+            elif more:  # lost again, or too many: the sockets behind catch up alone
+                await asyncio.wait([reading])
+                return more
+            self._wake()  # status changes still go out
+        try:
+            missing = reading.result()
+        except Exception:  # the store is unavailable: the sockets behind find out as they catch up alone
+            return items
+        if len(missing) == count and missing[0][1] == end + 1 and missing[-1][1] == end + count:
+            return missing + items
+        return items  # not all there (never expected): the sockets fall behind and catch up alone
 
     def _take_inbound(self) -> list[tuple[Any, ...]]:
         """The records in the deque: a run of consecutive seqs (a full deque may drop records as we pop)."""
@@ -162,14 +188,6 @@ class _LiveWindow:
                 i -= 1
             items = items[i:]
         return items
-
-    def _read_back(self, end: int, items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """The records after seq `end` that the deque dropped, from the store, followed by `items`."""
-        count = items[0][1] - end - 1
-        missing = [tuple(r) for r in _take(self.engine.history(self.task_id, LogFilter(), end), count)]
-        if len(missing) == count and missing[0][1] == end + 1 and missing[-1][1] == end + count:
-            return missing + items
-        return items  # not all of them are there (never expected): the sockets fall behind and catch up alone
 
     def _append(self, items: list[tuple[Any, ...]]) -> None:
         head, end, records, texts = items[0][1], self.end, self.records, self.texts
