@@ -163,9 +163,9 @@ class _LiveWindow:
         while not reading.done():  # the read may wait for a write in progress: keep the deque from overflowing
             await asyncio.wait([reading], timeout=self.interval)
             more = self._take_inbound()
-            if more and more[0][1] == items[-1][1] + 1 and len(items) < self.size:
-                items.extend(more)
-            elif more:  # lost again, or too many: the sockets behind catch up alone
+            if more and more[0][1] == items[-1][1] + 1 and count + len(items) + len(more) <= self.size:
+                items.extend(more)  # sockets at `end` stay within `size` of the newest: none falls behind
+            elif more:  # lost again, or more than the window: the sockets behind catch up alone
                 await asyncio.wait([reading])
                 return more
             self._wake()  # status changes still go out
