@@ -10,6 +10,9 @@ Log stream protocol (JSON text messages):
                     {"type": "error", "message": "..."}                    a bad client message (the socket stays)
   client -> server  {"type": "filter", "level": ..., "source": ..., "search": ..., "meta": {...}, "after": SEQ}
 The socket closes with code 4404 for an unknown task and 4400 for a bad filter in the URL.
+
+The sockets of a task run in this process read its live records from one shared window
+(_LiveWindow); a task run elsewhere (a kernel's, ingested) gives each socket its own queue.
 """
 
 from __future__ import annotations
