@@ -323,7 +323,8 @@ async def _fanout_run(server: Server, rate: float, n: int, subscribers: int) -> 
     info = server.wait_task(task_id)
     done = server.done_record(task_id)
     check(done["subscribers"] == subscribers, f"fan-out: {done['subscribers']} subscribers attached, {subscribers} expected")
-    result = {"elapsed": done["elapsed_s"], "cpu": done["cpu_s"], "lagging": 0, "messages": 0, "records": 0, "drain": 0.0}
+    result = {"elapsed": done["elapsed_s"], "cpu": done["cpu_s"], "lagging": 0, "messages": 0, "records": 0, "drain": 0.0,
+              "full_gcs": done["full_gcs"], "full_gc_s": done["full_gc_s"]}
     if arrivals:  # from the task's end (server clock, same machine) to the last subscriber's end message
         finished = datetime.fromisoformat(info["finished_at"]).timestamp()
         result["drain"] = max(0.0, max(arrivals) / 1e9 - finished)
@@ -420,3 +421,36 @@ def run(quick: bool) -> list[Row]:
         ratio_text=f"{busy / idle:.3f}× ({slowdown:+.1%})",
     ))
     return rows
+
+
+def fanout_only(pairs: int, seconds: float, rate: float = 100_000.0) -> None:
+    """The fan-out part alone, on a small store (quick to build): prints each alternated pair."""
+    with temp_dir("server") as directory:
+        path = directory / "bench.duckdb"
+        build(path, 200, 1_000)
+        server = Server(path, directory / "server")
+        try:
+            server.start()
+            latencies = asyncio.run(_live(server, 200.0, 2.0))
+            print(f"live latency p50 {np.percentile(latencies, 50):.1f} ms, p99 {np.percentile(latencies, 99):.1f} ms", flush=True)
+            with_subs, without = asyncio.run(_fanout(server, rate, int(rate * seconds), pairs))
+        finally:
+            server.stop()
+    for busy, idle in zip(with_subs, without):
+        print(f"pair: {busy['elapsed']:.3f} s vs {idle['elapsed']:.3f} s ({busy['elapsed'] / idle['elapsed'] - 1:+.1%}); "
+              f"cpu {busy['cpu']:.2f} vs {idle['cpu']:.2f} s; full GCs {busy['full_gcs']} ({busy['full_gc_s'] * 1000:.0f} ms) "
+              f"vs {idle['full_gcs']} ({idle['full_gc_s'] * 1000:.0f} ms); lagging {busy['lagging']}; "
+              f"{busy['messages']} messages; drain {busy['drain']:.2f} s", flush=True)
+    busy, idle = median([r["elapsed"] for r in with_subs]), median([r["elapsed"] for r in without])
+    ratios = sorted(b["elapsed"] / i["elapsed"] - 1 for b, i in zip(with_subs, without))
+    print(f"median {busy:.3f} s vs {idle:.3f} s: {busy / idle - 1:+.1%}; pairs {', '.join(f'{r:+.1%}' for r in ratios)}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="the fan-out benchmark alone (small store, full fan-out)")
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    arguments = parser.parse_args()
+    fanout_only(arguments.pairs, arguments.seconds)

@@ -7,6 +7,7 @@ and end with one record "bench done" whose metadata holds the timings the benchm
 
 from __future__ import annotations
 
+import gc
 from time import perf_counter, sleep, thread_time, time_ns
 from typing import Any
 
@@ -16,13 +17,34 @@ from nbtasklog.context import current_emitter
 CHUNK = 100  # firehose: records the task may run ahead of its schedule (1 ms at 100,000/s)
 
 
+class _GcPauses:
+    """Full (generation 2) collections in this process while it is installed, and the time they took."""
+
+    def __init__(self) -> None:
+        self.count, self.seconds, self._start = 0, 0.0, 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            self._start = perf_counter()
+        else:
+            self.count += 1
+            self.seconds += perf_counter() - self._start
+
+
+def _readers(emitter: Any) -> int:
+    """Live readers of the task: a server's shared window counts its sockets (`readers`), another subscriber counts one."""
+    return sum(len(s.readers) if hasattr(s, "readers") else 1 for s in list(emitter.subscribers))
+
+
 def _wait_for_subscribers(params: dict[str, Any]) -> int:
     emitter = current_emitter.get()
     wanted = int(params.get("subscribers", 0))
     deadline = perf_counter() + float(params.get("wait_timeout", 60))
-    while len(emitter.subscribers) < wanted and perf_counter() < deadline:
+    while _readers(emitter) < wanted and perf_counter() < deadline:
         sleep(0.005)
-    attached = len(emitter.subscribers)
+    attached = _readers(emitter)
     sleep(float(params.get("settle", 0.3)))  # the subscribers' history catch-up (one record) is done
     return attached
 
@@ -58,6 +80,8 @@ def firehose(params: dict[str, Any], context: Any) -> dict[str, Any]:
     info, warning = logger.info, logger.warning
     db = logger.with_source("db")
     db_info, db_warning = db.info, db.warning
+    pauses = _GcPauses()
+    gc.callbacks.append(pauses)
     start = perf_counter()
     cpu = thread_time()
     i = 0
@@ -79,5 +103,6 @@ def firehose(params: dict[str, Any], context: Any) -> dict[str, Any]:
             i += 1
     elapsed = perf_counter() - start
     cpu = thread_time() - cpu
-    info("bench done", elapsed_s=elapsed, cpu_s=cpu, subscribers=attached)
+    gc.callbacks.remove(pauses)
+    info("bench done", elapsed_s=elapsed, cpu_s=cpu, subscribers=attached, full_gcs=pauses.count, full_gc_s=pauses.seconds)
     return {"elapsed_s": elapsed, "cpu_s": cpu, "subscribers": attached}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -68,6 +69,65 @@ async def test_lagging_client_is_told_and_loses_nothing(api, start, gate, socket
     messages = history + await read_until(ws, is_end, timeout=60)
     assert any(m["type"] == "lagging" for m in messages)
     assert seqs_of(records_of(messages)) == list(range(1, n + 3))
+
+
+# ---- the shared live window --------------------------------------------------------------------------
+async def test_sockets_share_one_live_window(api, start, gate, sockets, jp_serverapp):
+    """Three sockets with different filters on one task: one live subscriber for all, each gets exactly its records."""
+    services = jp_serverapp.web_app.settings["nbtasklog"]
+    name, event = gate()
+    task = (await start("t_sources", {"n": 300, "gate": name, "hold": 10}))["id"]
+    await until(lambda: record_count(api, task, 11), what="11 records")
+    filters = [{}, {"source": "superset_api"}, {"level": "WARNING"}]
+    opened = [await sockets("tasks", task, "logs", "stream", params=params) for params in filters]
+    history = [await read_until(ws, lambda m: m["type"] == "history_end") for ws in opened]
+    subscribers = services.engine.runner.get(task).emitter.subscribers
+    assert len(subscribers) == 1 and len(services.windows[task].readers) == 3
+    event.set()
+    for params, ws, before in zip(filters, opened, history):
+        streamed = records_of(before + await read_until(ws, is_end))
+        assert streamed == (await api("tasks", task, "logs", params=dict(params, limit=1000))).json()["records"]
+        assert len(set(seqs_of(streamed))) == len(streamed)
+    assert task not in services.windows  # the last socket's stream ended: the window went with it
+    assert not subscribers
+
+
+@pytest.mark.parametrize("nbtasklog_config", [{"stream_queue": 50}])
+async def test_sockets_behind_the_window_are_told_and_lose_nothing(api, start, gate, sockets):
+    """A window of 50 records and a fast task: each socket falls behind, is told, and gets exactly its records."""
+    n = 20_000
+    name, event = gate()
+    task = (await start("t_sources", {"n": n, "gate": name, "hold": 0}))["id"]
+    await until(lambda: record_count(api, task, 1), what="the task to start")
+    filters = [{}, {"source": "superset_api"}]
+    opened = [await sockets("tasks", task, "logs", "stream", params=params) for params in filters]
+    history = [await read_until(ws, lambda m: m["type"] == "history_end") for ws in opened]
+    event.set()
+    for params, ws, before in zip(filters, opened, history):
+        messages = before + await read_until(ws, is_end, timeout=60)
+        assert any(m["type"] == "lagging" for m in messages)
+        expected = [r["seq"] for r in (await api("tasks", task, "logs", params=dict(params, limit=n + 2))).json()["records"]]
+        assert seqs_of(records_of(messages)) == expected
+    assert len(expected) == n // 2
+
+
+@pytest.mark.parametrize("nbtasklog_config", [{"stream_queue": 1000}])
+async def test_window_reads_back_what_a_stalled_loop_missed(api, start, gate, sockets):
+    """The server's loop held up while 900 records come (its live deque holds 500): read back once, no socket lags."""
+    n = 900
+    name, event = gate()
+    task = (await start("t_sources", {"n": n, "gate": name, "hold": 0}))["id"]
+    await until(lambda: record_count(api, task, 1), what="the task to start")
+    opened = [await sockets("tasks", task, "logs", "stream", params=params) for params in ({}, {"level": "WARNING"})]
+    for ws in opened:
+        await read_until(ws, lambda m: m["type"] == "history_end")
+    event.set()
+    time.sleep(0.5)  # blocks this event loop, which is the server's: the task emits everything meanwhile
+    for params, ws in zip(({}, {"level": "WARNING"}), opened):
+        messages = await read_until(ws, is_end)
+        assert not any(m["type"] == "lagging" for m in messages)
+        expected = (await api("tasks", task, "logs", params=dict(params, limit=n + 2))).json()["records"]
+        assert records_of(messages) == [r for r in expected if r["seq"] > 1]
 
 
 async def test_after_in_url_resumes_from_cursor(api, start, finished, sockets):

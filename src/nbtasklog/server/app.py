@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
@@ -25,6 +26,7 @@ class Services:
     max_body_bytes: int
     stream_interval: float
     stream_queue: int
+    windows: dict[str, Any] = field(default_factory=dict)  # task id -> stream._LiveWindow, shared by its sockets
 
     async def run(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -53,7 +55,7 @@ class NbTaskLogApp(ExtensionApp):
     sql_timeout = Float(10.0, help="Seconds an analyst query may run.").tag(config=True)
     max_body_bytes = Integer(64 * 1024 * 1024, help="Largest request body accepted (ingest batches included).").tag(config=True)
     stream_interval = Float(0.05, help="Seconds between WebSocket messages to one client (batching).").tag(config=True)
-    stream_queue = Integer(50_000, help="Records queued for one WebSocket client before it is told it fell behind.").tag(config=True)
+    stream_queue = Integer(50_000, help="Live records of a task held for its WebSocket clients; a client further behind is told it fell behind.").tag(config=True)
 
     @default("db_url")
     def _default_db_url(self) -> str:
@@ -87,6 +89,11 @@ class NbTaskLogApp(ExtensionApp):
         )
         self.settings["nbtasklog"] = self.services
         self.log.info("nbtasklog: log store %s", engine.store.url.render_as_string(hide_password=True))
+        # Everything alive now (the server's modules, classes, settings) lives as long as the process:
+        # moved out of the collector's reach, a full collection walks only what came later. Otherwise
+        # each took 150–800 ms with the GIL held (bench_server fan-out), stalling tasks and streams.
+        gc.collect()
+        gc.freeze()
 
     def initialize_handlers(self) -> None:
         from .handlers import routes

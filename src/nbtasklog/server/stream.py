@@ -10,6 +10,9 @@ Log stream protocol (JSON text messages):
                     {"type": "error", "message": "..."}                    a bad client message (the socket stays)
   client -> server  {"type": "filter", "level": ..., "source": ..., "search": ..., "meta": {...}, "after": SEQ}
 The socket closes with code 4404 for an unknown task and 4400 for a bad filter in the URL.
+
+The sockets of a task run in this process read its live records from one shared window
+(_LiveWindow); a task run elsewhere (a kernel's, ingested) gives each socket its own queue.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import weakref
 from collections import deque
 from dataclasses import replace
 from typing import Any
@@ -33,37 +35,26 @@ from ..engine import UnknownTaskError
 from ..filter import FilterError, LogFilter, make_filter
 from ..levels import Level, levels_at_or_above
 from ..live import Subscription
+from ..record import LogRecord
 from .app import Services
 from .handlers import dumps, error_status, filter_from_query, record_text
 
 STATUS_COALESCE = 0.1  # seconds: progress changes are sent at most this often per socket
-SHARED_TEXTS = 65_536  # JSON texts of a task's live records kept for its other sockets
+PAGE = 10_000  # records per message while a socket catches up (from the store or from the live window)
+_new_tuple = tuple.__new__
 
 
 class _SocketSubscription(Subscription):
-    """A Subscription read by the event loop: little more than a deque append on the emitter's side.
+    """The live records of a task run elsewhere (ingested from a kernel), for one socket.
 
-    offer() runs in the task's thread, once per record per open socket, under the emitter's lock.
-    The loop takes with timeout=0, so the Condition (lock + notify, about half of
-    Subscription.offer) is not needed: deque append and popleft are atomic and only the loop pops.
-
-    `polled` (a task run in this process): offer is the bounded deque's own append, in C, with no
-    Python frame per record, so that viewers cost the task's thread next to nothing; the reader
-    polls every stream_interval instead of being woken, filters on the event loop, and a full
-    deque (it drops its oldest) or a gap in the consecutive seqs it takes means that the reader
-    fell behind (`lagging`); the bound then counts every record of the task, matching or not.
-    Otherwise (records ingested from a kernel) offer() filters, bounds and wakes the reader.
+    offer() runs in the ingesting thread: it filters, bounds the queue (a full one sets lagging) and
+    wakes the reader. The loop takes with timeout=0, so the Condition of Subscription is not needed:
+    deque append and popleft are atomic and only the loop pops.
     """
 
-    def __init__(self, flt: LogFilter, max_queue: int, on_ready: Any, local: bool = False) -> None:
+    def __init__(self, flt: LogFilter, max_queue: int, on_ready: Any) -> None:
         super().__init__(flt, max_queue, on_ready)
         self._match = None if flt.with_limit(None) == LogFilter() else flt.matches
-        self.polled = local
-        self._keep = _batch_filter(flt) if local else None  # polled: the filter, run on the loop per batch
-        self._next: int | None = None  # polled: the seq the next take must start with, once known
-        if self.polled:
-            self._queue = deque(maxlen=max_queue)
-            self.offer = self._queue.append  # type: ignore[method-assign]
 
     def offer(self, record: Any) -> None:
         if self.lagging or (self._match is not None and not self._match(record)):
@@ -78,39 +69,25 @@ class _SocketSubscription(Subscription):
             self.on_ready()
 
     def take(self, timeout: float | None = None) -> list[Any]:
-        queue = self._queue
-        if self.polled and len(queue) >= self.max_queue:  # full: it may have dropped records
-            return self._fell_behind()
-        pop = queue.popleft
+        pop = self._queue.popleft
         try:
-            items = [pop() for _ in range(len(queue))]
+            return [pop() for _ in range(len(self._queue))]
         except IndexError:  # offer() cleared the queue meanwhile: lagging is set, the reader catches up
             return []
-        if self.polled and items:
-            first, last = items[0].seq, items[-1].seq
-            if last - first + 1 != len(items) or (self._next is not None and first != self._next):
-                return self._fell_behind()
-            self._next = last + 1
-            if self._keep is not None:
-                items = self._keep(items)
-        return items
-
-    def _fell_behind(self) -> list[Any]:
-        self.lagging = True
-        self._next = None  # the reader re-reads from its cursor; the seqs after it are not known
-        self._queue.clear()
-        return []
 
 
 def _batch_filter(flt: LogFilter) -> Any:
-    """records -> the matching ones; a plain comprehension on level and source when that is all `flt` asks."""
+    """records (plain tuples) -> the matching ones; None when `flt` keeps everything.
+
+    A plain comprehension on level and source when that is all `flt` asks (r[3] is the level and
+    r[4] the source: LogRecord's fields by position).
+    """
     if flt.with_limit(None) == LogFilter():
         return None
     if replace(flt, min_level=Level.DEBUG, sources=None, order="asc", limit=None) != LogFilter():
         match = flt.matches
-        return lambda records: [r for r in records if match(r)]
+        return lambda records: [r for r in records if match(_new_tuple(LogRecord, r))]
     levels, sources = frozenset(levels_at_or_above(flt.min_level)), flt.sources
-    # r[3] is the level and r[4] the source (LogRecord's fields by position: no property call).
     if sources is None:
         return lambda records: [r for r in records if r[3] in levels]
     if flt.min_level <= Level.DEBUG:
@@ -118,65 +95,166 @@ def _batch_filter(flt: LogFilter) -> Any:
     return lambda records: [r for r in records if r[3] in levels and r[4] in sources]
 
 
-class _TaskTexts:
-    """JSON texts of one task's live records by seq, made once on the event loop, shared by its sockets.
+class _LiveWindow:
+    """The latest records of one task run in this process, shared by all of its sockets.
 
-    A task's records have consecutive seqs, so the texts are a list for seqs start, start + 1, …:
-    a socket whose batch is a run of consecutive seqs (no filter) sends a slice of it, joined in C,
-    with no Python work per record; a filtered socket picks its records' texts by seq, and keeps
-    those it had to make in `ahead` for the list. Past SHARED_TEXTS texts the older half is dropped.
+    One subscriber per task whatever the number of sockets (issue 3 §7: ten sockets each with its own
+    queue cost the task's thread ten appends a record and the server's collector a walk over every
+    record they held). The task's thread appends each record, as a plain tuple (untracked by the
+    garbage collector at its first collection, unlike a LogRecord), to one bounded deque; every
+    stream_interval the event loop moves them to `records` (seqs first, first + 1, … end) and wakes the
+    sockets, each of which reads on from its own position. A record's JSON text is made at most once,
+    and a records message at most once per filter and range: sockets in step with the same filter
+    send the same encoded bytes. A socket more than `size` (stream_queue) records behind the newest
+    one fell behind: it is told so and catches up from the store. A loop held up so long that the
+    deque (half of `size`) overflows does not make sockets fall behind: the records it dropped are
+    read back from the store once, for all of them.
     """
 
-    def __init__(self) -> None:
-        self.start = 1  # seq of texts[0]
-        self.texts: list[str] = []
-        self.ahead: dict[int, str] = {}  # seq -> text made by a filtered socket past the list's end
+    def __init__(self, services: Services, task_id: str) -> None:
+        self.services, self.engine, self.task_id = services, services.engine, task_id
+        self.interval, self.size = services.stream_interval, services.stream_queue
+        self.readers: set[object] = set()
+        self.ticked = asyncio.Event()  # set and cleared at once on every tick: wakes every waiting socket
+        self.records: list[tuple[Any, ...]] = []
+        self.texts: list[str | None] = []  # JSON text of records[i], made when a socket first needs it
+        self._messages: dict[tuple[Any, int, int], tuple[bytes | None, int | None]] = {}
+        self._filters: dict[LogFilter, Any] = {}
+        # Half the window: a loop held up longer loses the oldest, which _tick reads back (the other half).
+        inbound: deque[tuple[Any, ...]] = deque(maxlen=max(1, self.size // 2))
+        append = inbound.append
+        self._inbound = inbound
 
-    def texts_for(self, records: list[Any]) -> list[str]:
-        first, last = records[0].seq, records[-1].seq
-        start, texts = self.start, self.texts
-        end = start + len(texts)  # the first seq not held
-        if last - first + 1 == len(records):  # consecutive seqs, if in order
-            if start <= first and last < end:
-                return texts[first - start:last - start + 1]
-            if first >= start:  # new records at the end, or after a gap (then start the list over)
-                if first > end or not texts:
-                    texts.clear()
-                    self.start = start = end = first
-                tail = records[end - first:]
-                if [r.seq for r in tail] == list(range(end, last + 1)):
-                    ahead = self.ahead
-                    if ahead:
-                        texts.extend([ahead.pop(r.seq, None) or record_text(r) for r in tail])
-                    else:
-                        texts.extend([record_text(r) for r in tail])
-                    result = texts[first - start:]
-                    if len(texts) > SHARED_TEXTS:
-                        drop = len(texts) // 2
-                        del texts[:drop]
-                        self.start += drop
-                    return result
-        return [texts[r.seq - start] if start <= r.seq < end else self._ahead(r) for r in records]
+        def offer(record: Any, _plain: type = tuple) -> None:
+            append(_plain(record))
 
-    def _ahead(self, record: Any) -> str:
-        ahead = self.ahead
-        text = ahead.get(record.seq)
-        if text is None:
-            if len(ahead) >= SHARED_TEXTS:
-                ahead.clear()
-            text = ahead[record.seq] = record_text(record)
-        return text
+        self.subscription = Subscription(LogFilter(), self.size)
+        self.subscription.offer = offer  # type: ignore[method-assign]
+        self.subscription.readers = self.readers  # type: ignore[attr-defined]  # how many sockets it stands for
+        self.engine.subscribe(task_id, self.subscription)
+        # Every record past the emitter's last seq, read after subscribing, reaches the deque.
+        self.end = self.engine.runner.get(task_id).emitter.last_seq
+        self.first = self.end + 1
+        self._ticker = asyncio.ensure_future(self._tick())
 
+    def close(self) -> None:
+        self._ticker.cancel()
+        self.engine.unsubscribe(self.task_id, self.subscription)
 
-_task_texts: weakref.WeakValueDictionary[str, _TaskTexts] = weakref.WeakValueDictionary()
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)  # batching: at most one live message per interval per socket
+            items = self._take_inbound()
+            if items and self.end + 1 < items[0][1] <= self.end + 1 + self.size // 2:
+                items = await self._read_back(items)
+            if items:
+                self._append(items)
+            self._wake()
 
+    def _wake(self) -> None:
+        self.ticked.set()
+        self.ticked.clear()
 
-def _texts_of(task_id: str) -> _TaskTexts:
-    """The shared texts of a task's live records; kept while a socket of the task holds them."""
-    texts = _task_texts.get(task_id)
-    if texts is None:
-        texts = _task_texts[task_id] = _TaskTexts()
-    return texts
+    async def _read_back(self, items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The records the deque dropped (the loop was held up), read back from the store once for every
+        socket rather than by each socket alone, followed by `items` and what comes meanwhile."""
+        end = self.end
+        count = items[0][1] - end - 1
+        engine, task_id = self.engine, self.task_id
+        reading = asyncio.ensure_future(self.services.run(
+            lambda: [tuple(r) for r in _take(engine.history(task_id, LogFilter(), end), count)]))
+        while not reading.done():  # the read may wait for a write in progress: keep the deque from overflowing
+            await asyncio.wait([reading], timeout=self.interval)
+            more = self._take_inbound()
+            if more and more[0][1] == items[-1][1] + 1 and count + len(items) + len(more) <= self.size:
+                items.extend(more)  # sockets at `end` stay within `size` of the newest: none falls behind
+            elif more:  # lost again, or more than the window: the sockets behind catch up alone
+                await asyncio.wait([reading])
+                return more
+            self._wake()  # status changes still go out
+        try:
+            missing = reading.result()
+        except Exception:  # the store is unavailable: the sockets behind find out as they catch up alone
+            return items
+        if len(missing) == count and missing[0][1] == end + 1 and missing[-1][1] == end + count:
+            return missing + items
+        return items  # not all there (never expected): the sockets fall behind and catch up alone
+
+    def _take_inbound(self) -> list[tuple[Any, ...]]:
+        """The records in the deque: a run of consecutive seqs (a full deque may drop records as we pop)."""
+        inbound = self._inbound
+        pop = inbound.popleft
+        items = [pop() for _ in range(len(inbound))]
+        if items and items[-1][1] - items[0][1] + 1 != len(items):
+            i = len(items) - 1
+            while i > 0 and items[i - 1][1] == items[i][1] - 1:
+                i -= 1
+            items = items[i:]
+        return items
+
+    def _append(self, items: list[tuple[Any, ...]]) -> None:
+        head, end, records, texts = items[0][1], self.end, self.records, self.texts
+        if head <= end:  # offered while we subscribed, already past the emitter's last seq we read
+            items = items[end + 1 - head:]
+            if not items:
+                return
+        elif head > end + 1:  # records end + 1 .. head - 1 are only in the store: the window starts over
+            records.clear()
+            texts.clear()
+            self.first = head
+        records.extend(items)
+        texts.extend([None] * len(items))
+        self.end = items[-1][1]
+        if len(records) > self.size + self.size // 2:  # trimmed in steps, not on every tick
+            drop = len(records) - self.size
+            del records[:drop], texts[:drop]
+            self.first += drop
+        self._messages.clear()
+
+    def take(self, flt: LogFilter, pos: int) -> tuple[bytes | None, int | None, int] | None:
+        """(records message or None, its cursor, new position) for up to PAGE records after seq `pos`;
+        None when the window no longer holds the records right after `pos` (the socket fell behind)."""
+        first = self.first
+        if pos + 1 < first:
+            return None
+        end = min(self.end, pos + PAGE)
+        if end <= pos:
+            return None, None, pos
+        key = (flt, pos, end)
+        made = self._messages.get(key)
+        if made is None:
+            keep = self._filters.get(flt, _batch_filter)
+            if keep is _batch_filter:
+                keep = self._filters[flt] = _batch_filter(flt)
+            i, j = pos + 1 - first, end + 1 - first
+            chunk = self.records[i:j] if keep is None else keep(self.records[i:j])
+            if chunk:
+                texts = self._texts_of(chunk, i, j) if keep is None else self._texts_of(chunk)
+                made = (_records_message(texts, chunk[-1][1]).encode(), chunk[-1][1])
+            else:
+                made = (None, None)
+            self._messages[key] = made
+        return made[0], made[1], end
+
+    def _texts_of(self, chunk: list[Any], i: int = 0, j: int = 0) -> list[str]:
+        texts, first = self.texts, self.first
+        if j:  # chunk is records[i:j]
+            part = texts[i:j]
+            if None not in part:
+                return part  # type: ignore[return-value]
+            for index, record in zip(range(i, j), chunk):
+                if texts[index] is None:
+                    texts[index] = record_text(record)
+            return texts[i:j]  # type: ignore[return-value]
+
+        def text(record: Any) -> str:
+            index = record[1] - first
+            made = texts[index]
+            if made is None:
+                made = texts[index] = record_text(record)
+            return made
+
+        return [text(r) for r in chunk]
 
 
 def _records_message(texts: Any, cursor: int) -> str:
@@ -212,7 +290,6 @@ class LogStreamHandler(_AuthorizedSocket):
 
     def open(self, task_id: str) -> None:  # type: ignore[override]
         self.task_id = task_id
-        self.texts = _texts_of(task_id)
         self.loop = asyncio.get_running_loop()
         self.ready = asyncio.Event()
         self.pump: asyncio.Task[None] | None = None
@@ -239,41 +316,16 @@ class LogStreamHandler(_AuthorizedSocket):
             self.close(4404, str(error)[:120])
             return
         flt = flt.with_limit(None)
-        local = engine.runner.get(self.task_id) is not None
-        subscription = _SocketSubscription(flt, self.services.stream_queue, on_ready=self._wake, local=local)
-        self._swap_subscription(subscription)
-        last = flt.after_seq or 0
         try:
+            if engine.runner.get(self.task_id) is not None:
+                last = await self._stream_window(flt)
+            else:
+                last = await self._stream_subscription(flt)
+            # Records of tasks run elsewhere arrive through the store too: one last look.
             last = await self._catch_up(flt, last)
-            await self.send({"type": "history_end", "cursor": last})
-            while True:
-                state = engine.runner.get(self.task_id)  # a task run here: no trip through the executor
-                finished = state.done.is_set() if state is not None else await self.services.run(engine.is_finished, self.task_id)
-                if not (finished or subscription.polled or subscription._queue or subscription.lagging):  # ended: end now
-                    try:
-                        await asyncio.wait_for(self.ready.wait(), timeout=0.5)
-                    except asyncio.TimeoutError:
-                        pass
-                self.ready.clear()
-                await asyncio.sleep(self.services.stream_interval)  # batch: at most one message per interval
-                await self._flush_status()
-                batch = subscription.take(timeout=0)
-                if subscription.lagging:
-                    await self.send({"type": "lagging", "cursor": last})
-                    subscription.resume()
-                    last = await self._catch_up(flt, last)
-                    continue
-                fresh = batch if batch and batch[0].seq > last else [r for r in batch if r.seq > last]
-                if fresh:
-                    last = fresh[-1].seq
-                    await self.write_message(_records_message(self.texts.texts_for(fresh), last))
-                if finished and not batch:
-                    # Records of tasks run elsewhere arrive through the store too: one last look.
-                    last = await self._catch_up(flt, last)
-                    info = await self.services.run(engine.task_info, self.task_id)
-                    await self.send({"type": "status", "task": info})
-                    await self.send({"type": "end", "status": info["status"], "cursor": last})
-                    return
+            info = await self.services.run(engine.task_info, self.task_id)
+            await self.send({"type": "status", "task": info})
+            await self.send({"type": "end", "status": info["status"], "cursor": last})
         except (WebSocketClosedError, asyncio.CancelledError):
             return
         except Exception as error:
@@ -282,16 +334,90 @@ class LogStreamHandler(_AuthorizedSocket):
             if self.ws_connection is not None:
                 self.close(4000 + status if status < 1000 else 4500, message[:120])
 
+    async def _stream_window(self, flt: LogFilter) -> int:
+        """A task run in this process: history, then its shared live window, until it ended; returns the cursor."""
+        services, task_id = self.services, self.task_id
+        state = services.engine.runner.get(task_id)
+        window = services.windows.get(task_id)
+        if window is None:
+            window = services.windows[task_id] = _LiveWindow(services, task_id)
+        reader = object()  # this run's place in the window (a filter change starts another run)
+        window.readers.add(reader)
+        key = replace(flt, after_seq=None)
+        try:
+            last, pos = await self._catch_up_window(window, flt, flt.after_seq or 0)
+            await self.send({"type": "history_end", "cursor": last})
+            while True:
+                finished = state.done.is_set()  # before the tick: the tick's drain then holds its last record
+                await window.ticked.wait()
+                await self._flush_status()
+                while True:
+                    taken = window.take(key, pos)
+                    if taken is None:
+                        await self.send({"type": "lagging", "cursor": last})
+                        last, pos = await self._catch_up_window(window, flt, last)
+                        continue
+                    message, cursor, pos = taken
+                    if message is not None:
+                        await self.write_message(message)
+                        last = cursor  # type: ignore[assignment]
+                    if pos >= window.end:
+                        break  # else a page of a catch-up inside the window: the next one at once
+                if finished:
+                    return last
+        finally:
+            window.readers.discard(reader)
+            if not window.readers and services.windows.get(task_id) is window:
+                del services.windows[task_id]
+                window.close()
+
+    async def _catch_up_window(self, window: _LiveWindow, flt: LogFilter, last: int) -> tuple[int, int]:
+        """History after `last` that the window no longer holds, from the store; returns the new cursor
+        and the window position to read on from (the window holds the rest, its texts shared)."""
+        first = window.first  # records before it were emitted earlier: they are in the store or its buffer
+        last = await self._catch_up(replace(flt, before_seq=first), last)
+        return last, max(first - 1, last)
+
+    async def _stream_subscription(self, flt: LogFilter) -> int:
+        """A task run elsewhere (a kernel's, ingested): history, then live records, until it ended."""
+        engine = self.services.engine
+        subscription = _SocketSubscription(flt, self.services.stream_queue, on_ready=self._wake)
+        self._swap_subscription(subscription)
+        last = await self._catch_up(flt, flt.after_seq or 0)
+        await self.send({"type": "history_end", "cursor": last})
+        while True:
+            finished = await self.services.run(engine.is_finished, self.task_id)
+            if not (finished or subscription._queue or subscription.lagging):
+                try:
+                    await asyncio.wait_for(self.ready.wait(), timeout=0.5)
+                except asyncio.TimeoutError:
+                    pass
+            self.ready.clear()
+            await asyncio.sleep(self.services.stream_interval)  # batch: at most one message per interval
+            await self._flush_status()
+            batch = subscription.take(timeout=0)
+            if subscription.lagging:
+                await self.send({"type": "lagging", "cursor": last})
+                subscription.resume()
+                last = await self._catch_up(flt, last)
+                continue
+            fresh = [r for r in batch if r.seq > last]
+            if fresh:
+                last = fresh[-1].seq
+                await self.write_message(_records_message(map(record_text, fresh), last))
+            if finished and not batch:
+                return last
+
     async def _catch_up(self, flt: LogFilter, last: int) -> int:
         """Send history after `last`, page by page; returns the new cursor."""
         engine = self.services.engine
         while True:
-            page = await self.services.run(lambda: list(_take(engine.history(self.task_id, flt, last), 10_000)))
+            page = await self.services.run(lambda: list(_take(engine.history(self.task_id, flt, last), PAGE)))
             if not page:
                 return last
             last = page[-1].seq
             await self.write_message(_records_message(map(record_text, page), last))
-            if len(page) < 10_000:
+            if len(page) < PAGE:
                 return last
 
     def _wake(self) -> None:

