@@ -14,7 +14,9 @@ from nbtasklog.record import LogRecord
 
 def make_logger(min_level: Level = Level.DEBUG, max_message_bytes: int = 1024 * 1024, task_id: str = "t1"):
     sink: list[LogRecord] = []
-    emitter = TaskEmitter(task_id, sink.append, min_level=min_level, max_message_bytes=max_message_bytes)
+    # The emitter hands its sink plain tuples of the record's fields (what the write buffer queues).
+    emitter = TaskEmitter(task_id, lambda row: sink.append(LogRecord._make(row)), min_level=min_level,
+                          max_message_bytes=max_message_bytes)
     return TaskLogger(emitter), sink
 
 
