@@ -14,7 +14,9 @@ from nbtasklog.record import LogRecord
 
 def make_logger(min_level: Level = Level.DEBUG, max_message_bytes: int = 1024 * 1024, task_id: str = "t1"):
     sink: list[LogRecord] = []
-    emitter = TaskEmitter(task_id, sink.append, min_level=min_level, max_message_bytes=max_message_bytes)
+    # The emitter hands its sink plain tuples of the record's fields (what the write buffer queues).
+    emitter = TaskEmitter(task_id, lambda row: sink.append(LogRecord._make(row)), min_level=min_level,
+                          max_message_bytes=max_message_bytes)
     return TaskLogger(emitter), sink
 
 
@@ -256,3 +258,29 @@ def test_records_through_a_real_engine_keep_message_source_and_metadata(engine, 
     all_seqs = [r.seq for r in task.logs()]
     assert all_seqs == list(range(1, len(all_seqs) + 1))
     assert json.loads(engine.sql(f"select count(*) as n from task_logs where task_id = '{task.id}'").to_json(orient="records"))[0]["n"] == len(all_seqs)
+
+
+def test_the_sink_gets_plain_tuples_and_live_readers_get_records():
+    """The sink receives each record's fields as a plain tuple (what the buffer queues); subscribers get the LogRecord."""
+
+    class Reader:
+        def __init__(self) -> None:
+            self.got: list[LogRecord] = []
+
+        def offer(self, record: LogRecord) -> None:
+            self.got.append(record)
+
+    rows: list[tuple] = []
+    emitter = TaskEmitter("t1", rows.append, min_level=Level.DEBUG)
+    logger = TaskLogger(emitter)
+    logger.info("before anyone reads")
+    reader = Reader()
+    emitter.subscribers = [reader]  # the engine hands over its live list after construction
+    logger.warning("read live %d", 1, k="v")
+    assert [type(r) for r in rows] == [tuple, tuple]
+    assert [LogRecord._make(r).message for r in rows] == ["before anyone reads", "read live 1"]
+    assert len(reader.got) == 1 and isinstance(reader.got[0], LogRecord)
+    assert tuple(reader.got[0]) == rows[1] and reader.got[0].metadata == {"k": "v"}
+    emitter.subscribers.remove(reader)  # the engine unsubscribes by mutating the same list
+    logger.info("after")
+    assert len(reader.got) == 1 and emitter.last_seq == 3

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
-from procs import read_db
+from procs import poll, read_db
 
 from nbtasklog import make_filter
 from nbtasklog.record import LogRecord, datetime_to_us
+from nbtasklog.store.buffer import WriteBuffer
 from nbtasklog.store.store import (
     LOG_ARROW_SCHEMA,
     SQLError,
@@ -257,3 +258,20 @@ def test_duckdb_connections_draw_no_progress_bar(db):
     )
     out = subprocess.run([sys.executable, "-c", script, str(db)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_flush_for_size_writes_whole_batches_and_the_rest_waits(store, tmp_path):
+    """Woken by flush_size, the flusher writes whole batches only (no tail of small transactions); stop() writes the rest in order."""
+    buffer = WriteBuffer(store, tmp_path / "spill", flush_interval=3600, flush_size=100)
+    for record in records("t1", 250):
+        buffer.append(tuple(record))  # as the emitter hands them in
+    buffer.start()
+    try:
+        poll(lambda: buffer.health().flushed_total == 200, 30, "two batches of 100 written")
+        assert buffer.health().pending == 50
+        with buffer.reading():
+            assert [r.seq for r in buffer.unwritten("t1")] == list(range(201, 251))
+        assert [r.seq for r in store.query_logs("t1", make_filter())] == list(range(1, 201))
+    finally:
+        assert buffer.stop()
+    assert store.query_logs("t1", make_filter()) == records("t1", 250)
