@@ -10,6 +10,7 @@ measured is written in page.ts. Part of `./dev bench` (bench/run.py); alone:
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 import tempfile
@@ -64,11 +65,13 @@ def measure(page, n: int, quick: bool) -> dict:
     idle = page.get_by_role("button", name="A button that does nothing")
     result["idle"] = _clicks(page, idle, reps)
     # Toggling one source off and on: a narrowing and a widening filter change, both answered from the held records.
+    page.get_by_role("button", name="Source: all").click()  # the disclosure that shows the source list
+    page.evaluate("bench.takeClicks()")  # that click is not a filter change
     box = page.get_by_role("checkbox", name="plugin (")
     result["filter"] = _clicks(page, box, reps if reps % 2 == 0 else reps + 1)
     shown = result["filter"]["shown"]
     check(shown == n, f"after toggling a source off and on again the view shows {shown} of {n} records")
-    check(all(c["rendered"] == c["rendered"] for c in result["filter"]["clicks"]), "a click was never rendered")
+    check(all(math.isfinite(c["rendered"]) for c in result["filter"]["clicks"]), "a click was never rendered")
     box.click()  # narrowed: 3 of 4 sources
     page.evaluate("bench.takeClicks()")
     check("plugin" not in page.locator(".ntl-row .ntl-source").all_text_contents(), "'plugin' rows still show after it was unselected")
