@@ -153,6 +153,7 @@ describe('LogViewer', () => {
     t.events.records(records(1, 3000, (s) => ({ level: s === 2500 || s === 2900 ? 'ERROR' : 'INFO' })));
     viewer.jumpToFirstError();
     expect(host.querySelector('.ntl-row-focused')!.getAttribute('data-seq')).toBe('2500');
+    expect([...host.querySelectorAll('[aria-current="true"]')].map((r) => (r as HTMLElement).dataset.seq)).toEqual(['2500']);
     const errors = host.querySelector('[aria-label="Errors only"]') as HTMLInputElement;
     errors.checked = true;
     errors.dispatchEvent(new Event('change'));

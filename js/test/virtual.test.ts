@@ -133,6 +133,11 @@ describe('VirtualRows', () => {
     expect(list.renderedIndexes()).toContain(999);
   });
 
+  it('a page is as many rows as the viewport holds, two-line rows included', () => {
+    expect(mount(1000).list.rowsPerPage()).toBe(20);
+    expect(mount(1000, { renderRow: (row) => setHeight(row, 40) }).list.rowsPerPage()).toBe(10);
+  });
+
   it('destroy removes its rows', () => {
     const { list, scroll } = mount(50);
     list.destroy();

@@ -93,6 +93,9 @@ export function renderRow(row: HTMLElement, record: LogRecord, state: RowState):
   const doc = row.ownerDocument;
   row.className = `ntl-row ntl-level-${record.level}${state.focused ? ' ntl-row-focused' : ''}${state.expanded ? ' ntl-row-tall' : ''}`;
   row.setAttribute('role', 'listitem');
+  // The keyboard's record (arrows, Enter, jump to first error) is the list's current item for assistive tools too.
+  if (state.focused) row.setAttribute('aria-current', 'true');
+  else row.removeAttribute('aria-current');
   row.dataset.seq = String(record.seq);
   const line = lineTemplate(doc).cloneNode(true) as HTMLElement;
   const [time, level, source, message, actions] = line.children as unknown as HTMLElement[];

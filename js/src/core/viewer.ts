@@ -553,7 +553,7 @@ export class LogViewer {
 
   private onKey(e: KeyboardEvent): void {
     if (e.target !== this.ui.scroll) return;
-    const rows = Math.max(1, Math.floor((this.ui.scroll.clientHeight || 300) / (this.options.rowHeight ?? 22)));
+    const rows = this.list.rowsPerPage(); // two-line rows in a narrow host: fewer per page
     const moves: Record<string, number> = { ArrowDown: 1, ArrowUp: -1, PageDown: rows, PageUp: -rows };
     if (e.key in moves) {
       e.preventDefault();

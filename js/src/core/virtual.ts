@@ -180,6 +180,11 @@ export class VirtualRows {
     if (this.count > 0) this.scrollToIndex(this.count - 1, 'end');
   }
 
+  /** How many ordinary rows fit in the viewport (a page, for PageUp/PageDown). */
+  rowsPerPage(): number {
+    return Math.max(1, Math.floor(this.viewport() / this.rowHeight));
+  }
+
   /** Within `threshold` px of the bottom (so "following" the newest row). */
   isAtEnd(threshold = 4): boolean {
     return this.physicalHeight() - (this.scrollPos + this.viewport()) <= threshold;
