@@ -74,6 +74,20 @@ describe('LogViewer', () => {
     expect(host.querySelector('.ntl-meta')!.textContent).toContain('"<script>alert(2)</script>"');
   });
 
+  it('the Source list closes on a click outside it, not on one inside', async () => {
+    const { t, host } = mount();
+    t.events.records(records(1, 2, (s) => ({ source: s === 1 ? 'plugin' : 'superset_api' })));
+    await nextFrame();
+    const button = [...host.querySelectorAll('button')].find((b) => b.textContent === 'Source: all')!;
+    button.click();
+    expect(button.getAttribute('aria-expanded')).toBe('true');
+    const box = host.querySelector('[role="group"][aria-label="Source"] input') as HTMLElement;
+    box.dispatchEvent(new Event('pointerdown', { bubbles: true }));
+    expect(button.getAttribute('aria-expanded')).toBe('true');
+    host.querySelector('[aria-label="Level"]')!.dispatchEvent(new Event('pointerdown', { bubbles: true }));
+    expect(button.getAttribute('aria-expanded')).toBe('false');
+  });
+
   it('every record opens to its whole message, with or without metadata', async () => {
     const { t, host } = mount();
     const long = 'x'.repeat(500) + ' the end';

@@ -135,6 +135,10 @@ export class LogViewer {
       showSources(false);
       summary.focus();
     }, { signal });
+    // Like a menu, the open list closes when the user clicks anywhere else (it covers the first rows).
+    d.addEventListener('pointerdown', (e) => {
+      if (!sourceList.hidden && !sources.contains(e.target as Node)) showSources(false);
+    }, { signal, capture: true });
     sources.append(summary, sourceList);
 
     const searchBox = el(d, 'span', 'ntl-search');
