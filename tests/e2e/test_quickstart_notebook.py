@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from .conftest import ROOT, TOKEN, open_and_run
+from .conftest import ROOT, TOKEN, log_viewer, open_and_run
 
 # Every code cell of the open notebook ran (an execution count, the kernel idle again) and what each output was.
 FINISHED = """() => {
@@ -45,11 +45,11 @@ def test_quickstart_runs_in_jupyterlab_with_the_server(lab, page):
 
     # The task's display and the LogViewer cell: two viewers, each with its filters and the records.
     assert page.get_by_role("toolbar", name="Log filters").count() == 2
-    first_viewer = page.locator(".ntl-viewer").first
+    first_viewer = log_viewer(page).first
     status = first_viewer.get_by_role("status", name="Task status")
     status.filter(has_text="SUCCESS").wait_for(timeout=30_000)
     first_viewer.get_by_role("listitem").filter(has_text="Backing up 8 dashboards").wait_for(timeout=30_000)
     assert first_viewer.get_by_label("Level", exact=True).input_value() == "INFO"
-    warning_viewer = page.locator(".ntl-viewer").nth(1)
+    warning_viewer = log_viewer(page).nth(1)
     warning_viewer.get_by_role("listitem").filter(has_text="Slow response for dashboard 17").wait_for(timeout=30_000)
     assert warning_viewer.get_by_role("listitem").filter(has_text="Backing up").count() == 0

@@ -47,6 +47,6 @@ def test_settings_view_is_read_only_and_no_put_succeeds(readonly_lab, page):
 
     # A submit forced past the disabled button (as a crafted page could send it) is refused by the server.
     settings.evaluate("form => form.requestSubmit()")
-    expect(settings.get_by_role("status")).to_contain_text("403")
+    expect(settings.get_by_role("alert")).to_contain_text("403")
     assert puts and set(puts) == {403}, puts
     assert lab.api("GET", "settings") == before

@@ -2,70 +2,75 @@
 
 from __future__ import annotations
 
-from .conftest import ARTIFACTS, open_sidebar
+from playwright.sync_api import expect
 
-SIDEBAR = "#nbtasklog-sidebar"
+from .conftest import ARTIFACTS, log_viewer, open_sidebar, task_row
 
 
-def start_backup(page) -> None:
-    form = page.locator(f"{SIDEBAR} .ntl-start")
+def start_backup(lab, panel, dashboards: int, delay: float) -> str:
+    """Fill and submit the start form as a user does; returns the new task's id."""
+    before = {t["id"] for t in lab.api("GET", "tasks?plugin=dashboard_backup&limit=1000")["tasks"]}
+    form = panel.get_by_role("form", name="Start a task")
     form.get_by_label("Plugin", exact=True).select_option("dashboard_backup")
-    form.get_by_label("dashboards", exact=True).fill("4")
-    form.get_by_label("delay", exact=True).fill("0.01")
+    form.get_by_label("dashboards", exact=True).fill(str(dashboards))
+    form.get_by_label("delay", exact=True).fill(str(delay))
     form.get_by_role("button", name="Start").click()
+    for _ in range(100):
+        new = {t["id"] for t in lab.api("GET", "tasks?plugin=dashboard_backup&limit=1000")["tasks"]} - before
+        if new:
+            (task_id,) = new
+            return task_id
+        panel.page.wait_for_timeout(100)
+    raise AssertionError("the start form created no task")
 
 
 def test_sidebar_lists_opens_and_settings_apply_to_new_tasks(lab, page):
     """Start from the form, see it live in the list, open its log; task log level WARNING keeps only WARNING+."""
-    open_sidebar(lab, page)
-    start_backup(page)
-    row = page.locator(f"{SIDEBAR} .ntl-task-table tbody tr").first
-    row.locator("td.ntl-status-SUCCESS").wait_for(timeout=30_000)  # updated live through tasks/stream
-    assert "dashboard_backup" in row.inner_text()
+    panel = open_sidebar(lab, page)
+    task_id = start_backup(lab, panel, 4, 0.01)
+    row = task_row(panel, task_id)
+    row.get_by_role("button", name=f"Delete task {task_id}").wait_for(timeout=30_000)  # updated live through tasks/stream
+    expect(row).to_contain_text("SUCCESS")
+    expect(row).to_contain_text("dashboard_backup")
     row.click()
-    viewer = page.locator(f"{SIDEBAR} .ntl-viewer")
+    viewer = log_viewer(panel, task_id)
     try:
-        viewer.locator(".ntl-message", has_text="Backup finished").wait_for(timeout=30_000)
+        viewer.get_by_role("listitem").filter(has_text="Backup finished").wait_for(timeout=30_000)
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "sidebar-failed.png"))
         raise
-    assert viewer.locator(".ntl-status").inner_text() == "SUCCESS"
-    assert viewer.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
-    assert page.locator(f"{SIDEBAR} .ntl-note-error").count() == 0, page.locator(f"{SIDEBAR} .ntl-note-error").all_inner_texts()
+    expect(viewer.get_by_role("status", name="Task status")).to_have_text("SUCCESS")
+    assert viewer.get_by_role("progressbar", name="Progress").get_attribute("aria-valuenow") == "100"
+    assert panel.get_by_role("alert").all_inner_texts() == []  # no error shown anywhere in the panel
     page.screenshot(path=str(ARTIFACTS / "sidebar.png"))
 
     # US4.4: the admin sets the task log level to WARNING; a new task persists WARNING and ERROR only
-    page.locator(f"{SIDEBAR} [role=tab]", has_text="Settings").click()
-    settings = page.locator(f"{SIDEBAR} .ntl-settings")
+    panel.get_by_role("tab", name="Settings").click()
+    settings = panel.get_by_role("form", name="Logging settings")
     settings.get_by_label("Task log level", exact=True).select_option("WARNING")
     settings.get_by_role("button", name="Save").click()
-    settings.locator(".ntl-note", has_text="Saved").wait_for(timeout=10_000)
+    settings.get_by_role("status").filter(has_text="Saved").wait_for(timeout=10_000)
     assert lab.api("GET", "settings")["task_log_level"] == "WARNING"
     page.screenshot(path=str(ARTIFACTS / "sidebar-settings.png"))
     try:
-        page.locator(f"{SIDEBAR} [role=tab]", has_text="Tasks").click()
-        start_backup(page)
-        page.wait_for_function(f"document.querySelectorAll('{SIDEBAR} .ntl-task-table tbody tr').length >= 2 && "
-                               f"document.querySelector('{SIDEBAR} .ntl-task-table tbody tr td').textContent === 'SUCCESS'", timeout=30_000)
-        newest = lab.api("GET", "tasks?plugin=dashboard_backup&limit=1")["tasks"][0]
-        levels = {r["level"] for r in lab.api("GET", f"tasks/{newest['id']}/logs?limit=1000")["records"]}
+        panel.get_by_role("tab", name="Tasks").click()
+        newest = start_backup(lab, panel, 20, 0)
+        task_row(panel, newest).get_by_role("button", name=f"Delete task {newest}").wait_for(timeout=30_000)
+        levels = {r["level"] for r in lab.api("GET", f"tasks/{newest}/logs?limit=1000")["records"]}
         assert levels <= {"WARNING", "ERROR"}, levels
+        assert levels, "20 dashboards: the backup logs warnings and errors"
     finally:
         lab.api("PUT", "settings", {"task_log_level": "INFO"})
 
 
 def test_cancel_and_delete(lab, page):
     """A running task can be cancelled from the list, a finished one deleted with its logs."""
-    open_sidebar(lab, page)
-    form = page.locator(f"{SIDEBAR} .ntl-start")
-    form.get_by_label("Plugin", exact=True).select_option("dashboard_backup")
-    form.get_by_label("dashboards", exact=True).fill("500")
-    form.get_by_label("delay", exact=True).fill("0.05")
-    form.get_by_role("button", name="Start").click()
-    row = page.locator(f"{SIDEBAR} .ntl-task-table tbody tr").first
-    row.locator("button", has_text="Cancel").click(timeout=15_000)
-    row.locator("td.ntl-status-CANCELLED").wait_for(timeout=30_000)
-    task_id = row.get_attribute("data-id")
-    row.locator("button", has_text="Delete").click()
-    page.wait_for_function(f"!document.querySelector('{SIDEBAR} tr[data-id=\"{task_id}\"]')", timeout=15_000)
+    panel = open_sidebar(lab, page)
+    task_id = start_backup(lab, panel, 500, 0.05)
+    row = task_row(panel, task_id)
+    row.get_by_role("button", name=f"Cancel task {task_id}").click(timeout=15_000)
+    row.get_by_role("button", name=f"Delete task {task_id}").wait_for(timeout=30_000)
+    expect(row).to_contain_text("CANCELLED")
+    row.get_by_role("button", name=f"Delete task {task_id}").click()
+    expect(task_row(panel, task_id)).to_have_count(0, timeout=15_000)
     assert task_id not in [t["id"] for t in lab.api("GET", "tasks?limit=1000")["tasks"]]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import time
 
-from .conftest import ARTIFACTS, execute, notebook, open_and_run
+from playwright.sync_api import expect
 
-VIEWER = ".jp-OutputArea-output .ntl-viewer"
+from .conftest import ARTIFACTS, execute, log_viewer, notebook, only_source, open_and_run
 
 SETUP = '''
 import threading, nbtasklog
@@ -30,58 +31,57 @@ task
 '''
 
 
-def messages(page) -> list[str]:
-    return page.eval_on_selector_all(f"{VIEWER} .ntl-row .ntl-message", "els => els.map(e => e.textContent)")
+def records(viewer):
+    return viewer.get_by_role("list", name="Log records").get_by_role("listitem")
 
 
-def sources(page) -> set[str]:
-    return set(page.eval_on_selector_all(f"{VIEWER} .ntl-row .ntl-source", "els => els.map(e => e.textContent)"))
+def messages(viewer) -> list[str]:
+    """The messages of the rows in the page; a row reads time, level, source, message, then its buttons."""
+    return [text.split("\n")[3] for text in records(viewer).all_inner_texts()]
 
 
 def test_source_filter_live_records_debug_and_html(lab, page):
     """US1.1, US1.2, US4.2/4.3 and text-only rendering, on one running task in a notebook."""
     open_and_run(page, notebook(lab, "viewer.ipynb", [SETUP]))
-    page.wait_for_selector(VIEWER, timeout=60_000)
-    page.wait_for_function(f"[...document.querySelectorAll('{VIEWER} .ntl-message')].some(e => e.textContent === 'GET /dashboard/2')", timeout=30_000)
+    viewer = log_viewer(page)
+    viewer.wait_for(timeout=60_000)
+    records(viewer).filter(has_text="GET /dashboard/2").wait_for(timeout=30_000)
 
     # text/plain and widget both there; the HTML in a message shows literally and runs nothing
-    assert "<img src=x onerror=alert(1)>" in messages(page)
-    assert page.query_selector(f"{VIEWER} .ntl-rows img") is None
-    page.click(f"{VIEWER} .ntl-row:has-text('onerror') [data-action=details]")
-    assert "<script>alert(2)</script>" in page.inner_text(f"{VIEWER} .ntl-meta")
-    assert page.query_selector(f"{VIEWER} .ntl-rows script") is None
+    assert "<img src=x onerror=alert(1)>" in messages(viewer)
+    assert viewer.get_by_role("img").count() == 0
+    html_row = records(viewer).filter(has_text="onerror")
+    html_row.get_by_role("button", name=re.compile(r"^Details of record ")).click()
+    expect(html_row).to_contain_text('"<script>alert(2)</script>"')
+    assert viewer.locator("script").count() == 0  # no role for a script element: its tag is what matters
 
     # FR-010 / US4.3: the default view hides DEBUG, so belief_scope's Entry/Exit are not there
-    assert page.locator(VIEWER).get_by_label("Level", exact=True).input_value() == "INFO"
-    assert not any("[load_users][Entry]" in m for m in messages(page))
+    level = viewer.get_by_label("Level", exact=True)
+    assert level.input_value() == "INFO"
+    assert not any("[load_users][Entry]" in m for m in messages(viewer))
     # US4.2: DEBUG shows them
-    page.locator(VIEWER).get_by_label("Level", exact=True).select_option("DEBUG")
-    page.wait_for_function(f"[...document.querySelectorAll('{VIEWER} .ntl-message')].some(e => e.textContent.includes('[load_users][Entry]'))", timeout=15_000)
-    assert any("[load_users][Exit]" in m for m in messages(page))
-    page.locator(VIEWER).get_by_label("Level", exact=True).select_option("INFO")
-    page.wait_for_function(f"![...document.querySelectorAll('{VIEWER} .ntl-message')].some(e => e.textContent.includes('[load_users]'))", timeout=15_000)
+    level.select_option("DEBUG")
+    records(viewer).filter(has_text="[load_users][Entry]").wait_for(timeout=15_000)
+    assert any("[load_users][Exit]" in m for m in messages(viewer))
+    level.select_option("INFO")
+    expect(records(viewer).filter(has_text="[load_users]")).to_have_count(0, timeout=15_000)
 
     # US1.1: only superset_api
-    page.click(f"{VIEWER} .ntl-sources-summary")
-    page.wait_for_selector(f"{VIEWER} .ntl-source-list input[value=superset_api]", timeout=15_000)
-    for box in page.query_selector_all(f"{VIEWER} .ntl-source-list input[type=checkbox]"):
-        if box.get_attribute("value") != "superset_api" and box.is_checked():
-            box.uncheck()
-    page.wait_for_function(f"[...document.querySelectorAll('{VIEWER} .ntl-source')].every(e => e.textContent === 'superset_api')")
-    assert sources(page) == {"superset_api"}
-    assert len(messages(page)) == 3
+    only_source(viewer, "superset_api")
+    assert len(messages(viewer)) == 3
+    page.keyboard.press("Escape")
     page.screenshot(path=str(ARTIFACTS / "viewer-notebook.png"))
 
     # US1.2: a new matching record appears at once; a non-matching one never shows
     execute(page, "go.set()")
-    page.wait_for_function(f"[...document.querySelectorAll('{VIEWER} .ntl-message')].some(e => e.textContent === 'live api record')", timeout=15_000)
+    records(viewer).filter(has_text="live api record").wait_for(timeout=15_000)
     out = execute(page, "import time\nwhile not task.logs(search='live plugin record'): time.sleep(0.05)\nprint('emitted')")
     assert "emitted" in out
     time.sleep(0.5)  # longer than the widget's batch interval: had it come, it would show
-    assert "live plugin record" not in messages(page)
-    assert sources(page) == {"superset_api"}
+    assert "live plugin record" not in messages(viewer)
+    assert {text.split("\n")[2] for text in records(viewer).all_inner_texts()} == {"superset_api"}
     execute(page, "done.set(); task.wait(30)")
-    page.wait_for_function(f"document.querySelector('{VIEWER} .ntl-status').textContent === 'SUCCESS'", timeout=30_000)
+    expect(viewer.get_by_role("status", name="Task status")).to_have_text("SUCCESS", timeout=30_000)
     assert page.dialogs == []
 
 
@@ -97,25 +97,27 @@ big.wait(120)
 big
 '''
     open_and_run(page, notebook(lab, "big.ipynb", [code]))
-    page.wait_for_selector(VIEWER, timeout=120_000)
+    viewer = log_viewer(page)
+    viewer.wait_for(timeout=120_000)
+    last = records(viewer).filter(has_text=re.compile(r"record 100000\b"))
     started = time.monotonic()
     try:
-        page.wait_for_function(f"[...document.querySelectorAll('{VIEWER} .ntl-message')].some(e => e.textContent === 'record 100000')", timeout=40_000)
+        last.wait_for(timeout=40_000)
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "viewer-100k-failed.png"))
-        print(messages(page)[-5:], page.inner_text(f"{VIEWER} .ntl-header"), page.inner_text(f"{VIEWER} .ntl-note"))
+        print(messages(viewer)[-5:])
         raise
     loaded = time.monotonic() - started
-    counts = page.inner_text(f"{VIEWER} .ntl-counts")
+    counts = viewer.get_by_label("Records by level").inner_text()
     info = int(next(line for line in counts.split("\n") if line.startswith("INFO")).split()[1].replace(",", ""))
     assert info >= 100_000, counts  # the 100,000 and the runner's own start/end records
-    page.click(f"{VIEWER} [aria-label='Log records']")
+    viewer.get_by_role("list", name="Log records").click()
     page.keyboard.press("Home")
-    page.wait_for_function(f"[...document.querySelectorAll('{VIEWER} .ntl-message')].some(e => e.textContent === 'record 1')")
-    assert len(page.query_selector_all(f"{VIEWER} .ntl-row")) <= 200
+    records(viewer).filter(has_text=re.compile(r"record 1\b")).wait_for()
+    assert records(viewer).count() <= 200
     page.keyboard.press("End")
-    page.wait_for_function(f"[...document.querySelectorAll('{VIEWER} .ntl-message')].some(e => e.textContent === 'record 100000')")
-    rows = len(page.query_selector_all(f"{VIEWER} .ntl-row"))
+    last.wait_for()
+    rows = records(viewer).count()
     assert rows <= 200, rows
     page.screenshot(path=str(ARTIFACTS / "viewer-100k.png"))
     print(f"100k records: visible after {loaded:.1f} s, {rows} rows in the DOM")

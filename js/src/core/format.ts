@@ -61,4 +61,5 @@ export function errorText(error: unknown): string {
 export function showNote(note: HTMLElement, message: string, isError = false): void {
   note.textContent = message;
   note.className = isError ? 'ntl-note ntl-note-error' : 'ntl-note';
+  note.setAttribute('role', isError ? 'alert' : 'status'); // an error is announced at once
 }

@@ -618,7 +618,6 @@ export class LogViewer {
 
   private say(message: string, isError = false): void {
     showNote(this.ui.note, message, isError);
-    this.ui.note.setAttribute('role', isError ? 'alert' : 'status');
   }
 
   destroy(): void {
