@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 
@@ -15,8 +16,20 @@ def is_end(message: dict) -> bool:
     return message["type"] == "end"
 
 
+def is_history_end(message: dict) -> bool:
+    return message["type"] == "history_end"
+
+
 async def record_count(api, task_id: str, at_least: int) -> bool:
     return (await api("tasks", task_id)).json()["record_count"] >= at_least
+
+
+async def held_task(api, start, gate, n: int, hold: int) -> tuple[str, Any]:
+    """Start t_sources for `n` records, held after `hold` of them until the event is set; return once those are stored."""
+    name, event = gate()
+    task = (await start("t_sources", {"n": n, "gate": name, "hold": hold}))["id"]
+    await until(lambda: record_count(api, task, hold + 1), what=f"{hold + 1} records")
+    return task, event
 
 
 # ---- the seam between history and live records ------------------------------------------------------
@@ -24,11 +37,9 @@ async def record_count(api, task_id: str, at_least: int) -> bool:
 async def test_seam_complete_without_duplicates(api, start, gate, sockets, hold):
     """Subscribing while a task runs: history, then live; the whole stream is seq 1..N once each, then end."""
     n = 200
-    name, event = gate()
-    task = (await start("t_sources", {"n": n, "gate": name, "hold": hold}))["id"]
-    await until(lambda: record_count(api, task, hold + 1), what=f"{hold + 1} records")
+    task, event = await held_task(api, start, gate, n=n, hold=hold)
     ws = await sockets("tasks", task, "logs", "stream")
-    history = await read_until(ws, lambda m: m["type"] == "history_end")
+    history = await read_until(ws, is_history_end)
     assert seqs_of(records_of(history)) == list(range(1, hold + 2))
     assert history[-1]["cursor"] == hold + 1
     event.set()
@@ -45,9 +56,7 @@ async def test_seam_complete_without_duplicates(api, start, gate, sockets, hold)
 async def test_seam_while_the_task_is_emitting(api, start, gate, sockets):
     """A socket opened while the task emits fast (buffer and store both in play) still gets 1..N exactly once."""
     n = 20_000
-    name, event = gate()
-    task = (await start("t_sources", {"n": n, "gate": name, "hold": 0}))["id"]
-    await until(lambda: record_count(api, task, 1), what="the task to start")
+    task, event = await held_task(api, start, gate, n=n, hold=0)
     event.set()
     ws = await sockets("tasks", task, "logs", "stream")
     messages = await read_until(ws, is_end, timeout=60)
@@ -60,11 +69,9 @@ async def test_seam_while_the_task_is_emitting(api, start, gate, sockets):
 async def test_lagging_client_is_told_and_loses_nothing(api, start, gate, sockets):
     """A client whose queue overflows gets a lagging message and catches up from its cursor: nothing lost."""
     n = 20_000
-    name, event = gate()
-    task = (await start("t_sources", {"n": n, "gate": name, "hold": 0}))["id"]
-    await until(lambda: record_count(api, task, 1), what="the task to start")
+    task, event = await held_task(api, start, gate, n=n, hold=0)
     ws = await sockets("tasks", task, "logs", "stream")
-    history = await read_until(ws, lambda m: m["type"] == "history_end")
+    history = await read_until(ws, is_history_end)
     event.set()
     messages = history + await read_until(ws, is_end, timeout=60)
     assert any(m["type"] == "lagging" for m in messages)
@@ -75,12 +82,10 @@ async def test_lagging_client_is_told_and_loses_nothing(api, start, gate, socket
 async def test_sockets_share_one_live_window(api, start, gate, sockets, jp_serverapp):
     """Three sockets with different filters on one task: one live subscriber for all, each gets exactly its records."""
     services = jp_serverapp.web_app.settings["nbtasklog"]
-    name, event = gate()
-    task = (await start("t_sources", {"n": 300, "gate": name, "hold": 10}))["id"]
-    await until(lambda: record_count(api, task, 11), what="11 records")
+    task, event = await held_task(api, start, gate, n=300, hold=10)
     filters = [{}, {"source": "superset_api"}, {"level": "WARNING"}]
     opened = [await sockets("tasks", task, "logs", "stream", params=params) for params in filters]
-    history = [await read_until(ws, lambda m: m["type"] == "history_end") for ws in opened]
+    history = [await read_until(ws, is_history_end) for ws in opened]
     subscribers = services.engine.runner.get(task).emitter.subscribers
     assert len(subscribers) == 1 and len(services.windows[task].readers) == 3
     event.set()
@@ -96,12 +101,10 @@ async def test_sockets_share_one_live_window(api, start, gate, sockets, jp_serve
 async def test_sockets_behind_the_window_are_told_and_lose_nothing(api, start, gate, sockets):
     """A window of 50 records and a fast task: each socket falls behind, is told, and gets exactly its records."""
     n = 20_000
-    name, event = gate()
-    task = (await start("t_sources", {"n": n, "gate": name, "hold": 0}))["id"]
-    await until(lambda: record_count(api, task, 1), what="the task to start")
+    task, event = await held_task(api, start, gate, n=n, hold=0)
     filters = [{}, {"source": "superset_api"}]
     opened = [await sockets("tasks", task, "logs", "stream", params=params) for params in filters]
-    history = [await read_until(ws, lambda m: m["type"] == "history_end") for ws in opened]
+    history = [await read_until(ws, is_history_end) for ws in opened]
     event.set()
     for params, ws, before in zip(filters, opened, history):
         messages = before + await read_until(ws, is_end, timeout=60)
@@ -115,12 +118,10 @@ async def test_sockets_behind_the_window_are_told_and_lose_nothing(api, start, g
 async def test_window_reads_back_what_a_stalled_loop_missed(api, start, gate, sockets):
     """The server's loop held up while 900 records come (its live deque holds 500): read back once, no socket lags."""
     n = 900
-    name, event = gate()
-    task = (await start("t_sources", {"n": n, "gate": name, "hold": 0}))["id"]
-    await until(lambda: record_count(api, task, 1), what="the task to start")
+    task, event = await held_task(api, start, gate, n=n, hold=0)
     opened = [await sockets("tasks", task, "logs", "stream", params=params) for params in ({}, {"level": "WARNING"})]
     for ws in opened:
-        await read_until(ws, lambda m: m["type"] == "history_end")
+        await read_until(ws, is_history_end)
     event.set()
     time.sleep(0.5)  # blocks this event loop, which is the server's: the task emits everything meanwhile
     for params, ws in zip(({}, {"level": "WARNING"}), opened):
@@ -154,11 +155,9 @@ async def test_after_in_url_resumes_from_cursor(api, start, finished, sockets):
 )
 async def test_url_filter_applies_to_history_and_live(api, start, gate, sockets, params):
     """A filter in the URL: history and live records are exactly what GET logs answers with the same filter."""
-    name, event = gate()
-    task = (await start("t_sources", {"n": 60, "gate": name, "hold": 20}))["id"]
-    await until(lambda: record_count(api, task, 21), what="21 records")
+    task, event = await held_task(api, start, gate, n=60, hold=20)
     ws = await sockets("tasks", task, "logs", "stream", params=params)
-    history = await read_until(ws, lambda m: m["type"] == "history_end")
+    history = await read_until(ws, is_history_end)
     event.set()
     streamed = records_of(history + await read_until(ws, is_end))
     rest = (await api("tasks", task, "logs", params=params)).json()["records"]
@@ -171,11 +170,9 @@ async def test_url_filter_applies_to_history_and_live(api, start, gate, sockets,
 
 async def test_url_filter_source_streams_only_that_source(api, start, gate, sockets):
     """source=superset_api on a running task: only superset_api records arrive, every one of them (US1.1)."""
-    name, event = gate()
-    task = (await start("t_sources", {"n": 40, "gate": name, "hold": 10}))["id"]
-    await until(lambda: record_count(api, task, 11), what="11 records")
+    task, event = await held_task(api, start, gate, n=40, hold=10)
     ws = await sockets("tasks", task, "logs", "stream", params={"source": "superset_api"})
-    history = await read_until(ws, lambda m: m["type"] == "history_end")
+    history = await read_until(ws, is_history_end)
     assert [r["source"] for r in records_of(history)] == ["superset_api"] * 5
     event.set()
     records = records_of(history + await read_until(ws, is_end))
@@ -185,16 +182,14 @@ async def test_url_filter_source_streams_only_that_source(api, start, gate, sock
 
 async def test_filter_change_on_open_socket(api, start, gate, sockets):
     """A filter message resets the stream: a reset message, then only matching records, new live ones too (US1.2)."""
-    name, event = gate()
-    task = (await start("t_sources", {"n": 40, "gate": name, "hold": 10}))["id"]
-    await until(lambda: record_count(api, task, 11), what="11 records")
+    task, event = await held_task(api, start, gate, n=40, hold=10)
     ws = await sockets("tasks", task, "logs", "stream")
-    before = await read_until(ws, lambda m: m["type"] == "history_end")
+    before = await read_until(ws, is_history_end)
     assert seqs_of(records_of(before)) == list(range(1, 12))
     await ws.write_message(json.dumps({"type": "filter", "source": "superset_api"}))
     reset = await read_json(ws)
     assert reset == {"type": "reset", "filter": {"source": "superset_api"}}
-    replayed = await read_until(ws, lambda m: m["type"] == "history_end")
+    replayed = await read_until(ws, is_history_end)
     assert [r["metadata"]["dashboard_id"] for r in records_of(replayed)] == [2, 4, 6, 8, 10]
     event.set()
     after = replayed + await read_until(ws, is_end)
@@ -277,7 +272,7 @@ async def test_status_messages_carry_progress(api, start, gate, sockets):
     (g1, e1), (g2, e2) = gate(), gate()
     task = (await start("t_steps", {"gates": [g1, g2]}))["id"]
     ws = await sockets("tasks", task, "logs", "stream")
-    await read_until(ws, lambda m: m["type"] == "history_end")
+    await read_until(ws, is_history_end)
     e1.set()
     seen = await read_until(ws, lambda m: m["type"] == "status" and m["task"]["progress"] == 0.5)
     status = seen[-1]["task"]
@@ -316,7 +311,7 @@ async def test_stream_of_ingested_task_is_live(api, sockets):
     task_id = "kernel-live-1"
     await api("ingest", method="POST", body=ipc_stream([task_row(task_id)], kernel_records(task_id, 3)), headers=ARROW)
     ws = await sockets("tasks", task_id, "logs", "stream", params={"source": "kernel"})
-    history = await read_until(ws, lambda m: m["type"] == "history_end")
+    history = await read_until(ws, is_history_end)
     assert seqs_of(records_of(history)) == [1, 3]
     await api("ingest", method="POST", body=ipc_stream([], kernel_records(task_id, 4, first=4)), headers=ARROW)
     live = await read_until(ws, lambda m: m["type"] == "records" and m["cursor"] == 7)
