@@ -12,7 +12,7 @@ import logging
 from time import perf_counter
 from typing import Any
 
-from common import Row, check, median, temp_dir
+from common import Row, check, median, persisted_plugin_records, temp_dir
 
 from nbtasklog import Engine
 
@@ -65,9 +65,7 @@ def run(quick: bool) -> list[Row]:
             check(task.wait(timeout=600) == "SUCCESS", f"per-call task failed: {task.error}")
             times = task.result
             engine.flush()
-            persisted = int(engine.sql(
-                f"SELECT count(*) AS n FROM task_logs WHERE task_id = '{task.id}' AND source = 'plugin'"
-            )["n"][0])
+            persisted = persisted_plugin_records(engine, task.id)
             check(persisted == n * reps, f"per-call: {persisted} info records persisted, expected {n * reps}")
         finally:
             engine.close()

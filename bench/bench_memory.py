@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import Row, check, temp_dir
+from common import Row, check, persisted_plugin_records, temp_dir
 
 LOCKER = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"
 
@@ -62,7 +62,7 @@ def child(database: str, n: int, buffer_cap: int, outage: bool) -> None:
         if time.monotonic() > deadline:
             raise SystemExit("the buffer was not written within 120 s of the database coming back")
         time.sleep(0.2)
-    count = int(engine.sql(f"SELECT count(*) AS n FROM task_logs WHERE task_id = '{task.id}' AND source = 'plugin'")["n"][0])
+    count = persisted_plugin_records(engine, task.id)
     engine.close()
     print(json.dumps({"count": count, "final_peak_kb": _status_kb("VmHWM")}), flush=True)
 

@@ -15,7 +15,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from procs import free_port
 
 from nbtasklog.cli import build_parser
 from nbtasklog.server.app import NbTaskLogApp
@@ -88,18 +88,12 @@ def quick_start_line(command: str) -> list[str]:
     return shlex.split(line, comments=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_dev_lab_serves_the_quick_start(tmp_path):
     """`./dev lab` starts JupyterLab with the extension; the URL it prints opens notebooks/quickstart.ipynb."""
     args = quick_start_line("./dev lab")
     assert args == ["./dev", "lab"]
-    port, token = _free_port(), "readme"
+    port, token = free_port(), "readme"
     env = dict(environment(tmp_path), JUPYTER_PORT=str(port), JUPYTER_TOKEN=token)
     log_path = tmp_path / "lab.log"
     with open(log_path, "w") as log:

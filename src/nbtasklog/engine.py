@@ -242,7 +242,7 @@ class Engine:
                 self._external_seen.pop(row["id"], None)
             self.buffer.put_task(row)
         for record in records:
-            self.buffer.append(record)
+            self.buffer.append(tuple(record))  # plain tuples in the queue (see WriteBuffer.append)
             for subscriber in self._live.get(record.task_id, ()):
                 subscriber.offer(record)
         for row in task_rows:
@@ -468,7 +468,7 @@ class Engine:
         self._live.setdefault(task_id, []).append(subscription)
         if self.remote and self.runner.get(task_id) is None:
             subscription.remote = self.store.stream(  # type: ignore[union-attr]
-                task_id, subscription, subscription.filter.after_seq or 0, on_status=self._notify)
+                task_id, subscription, on_status=self._notify)
         return subscription
 
     def unsubscribe(self, task_id: str, subscription: Subscription) -> None:

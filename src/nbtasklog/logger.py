@@ -14,9 +14,8 @@ from time import time_ns
 from typing import Any
 
 from .levels import Level, parse_level
-from .record import LogRecord, metadata_to_json
+from .record import LogRecord, metadata_to_json, new_tuple
 
-_new_tuple = tuple.__new__
 DEFAULT_SOURCE = "plugin"
 SYSTEM_SOURCE = "system"
 DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
@@ -103,7 +102,7 @@ class TaskEmitter:
                 sink(row)
                 if subscribers:
                     # tuple.__new__ directly: a NamedTuple's own __new__ is Python code (~0.3 µs here).
-                    record = _new_tuple(LogRecord, row)
+                    record = new_tuple(LogRecord, row)
                     for subscriber in subscribers:
                         subscriber.offer(record)
             finally:

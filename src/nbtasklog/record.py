@@ -51,6 +51,10 @@ class LogRecord(NamedTuple):
         return line if self.metadata_json is None else f"{line} {self.metadata_json}"
 
 
+# A LogRecord from a plain row, skipping NamedTuple's Python-level __new__: new_tuple(LogRecord, row).
+new_tuple = tuple.__new__
+
+
 def us_to_datetime(us: int) -> datetime:
     """The UTC datetime of `us` microseconds since the epoch."""
     return _EPOCH + us * _ONE_US

@@ -200,12 +200,12 @@ class RemoteStore:
                 self._sockets = _SocketLoop()
             return self._sockets
 
-    def stream(self, task_id: str, subscription: Subscription, after: int = 0,
+    def stream(self, task_id: str, subscription: Subscription,
                on_status: Callable[[dict[str, Any]], None] | None = None) -> RemoteStream:
-        """Feed `subscription` the task's records past seq `after` from the server's log WebSocket
+        """Feed `subscription` the task's records past its filter's `after` from the server's log WebSocket
         (history, then live, filtered on the server by the subscription's filter); `on_status` gets
         the task's row when its status or progress changes. Close the returned stream when done."""
-        stream = RemoteStream(self, task_id, subscription, after, on_status)
+        stream = RemoteStream(self, task_id, subscription, on_status)
         stream._future = self._loop().run(stream._run())
         return stream
 
@@ -395,7 +395,6 @@ class _Socket:
     def __init__(self, store: RemoteStore) -> None:
         self.store = store
         self.connection = store.connection
-        self.connects = 0  # successful (re)connections
         self.received = 0  # messages read
         self.failed: str | None = None  # why it gave up
         self._future: Any = None
@@ -430,7 +429,6 @@ class _Socket:
                 try:
                     ws = await websocket_connect(self.connection.socket_request(self.path, self.params()),
                                                  max_message_size=MAX_SOCKET_MESSAGE)
-                    self.connects += 1
                     self.store.socket_counts["connects"] += 1
                     await self.opened()
                     while True:
@@ -476,23 +474,20 @@ class RemoteStream(_Socket):
 
     Read from the reader's thread: `cursor` (the last seq offered), `history_end` (set once the
     history up to the seam has been offered), `ended` (the task's final status, set after its last
-    record was offered), `failed` (why the socket gave up: read over REST instead), `received`,
-    `connects`. After a reconnect the socket asks for the records past `cursor` again, so none is
+    record was offered), `failed` (why the socket gave up: read over REST instead), `received`. After a reconnect the socket asks for the records past `cursor` again, so none is
     lost or repeated; a `lagging` message needs nothing here: the server then re-reads from its own
     cursor and goes on.
     """
 
-    def __init__(self, store: RemoteStore, task_id: str, subscription: Subscription, after: int,
+    def __init__(self, store: RemoteStore, task_id: str, subscription: Subscription,
                  on_status: Callable[[dict[str, Any]], None] | None) -> None:
         super().__init__(store)
         self.path = f"tasks/{urllib.parse.quote(task_id, safe='')}/logs/stream"
         self.subscription = subscription
-        self.cursor = after
+        self.cursor = subscription.filter.after_seq or 0
         self.on_status = on_status
         self.history_end = threading.Event()
         self.ended: str | None = None
-        self.records = 0  # records offered
-        self.lagged = 0  # lagging messages from the server
 
     def params(self) -> dict[str, Any]:
         params = filter_params(self.subscription.filter.with_limit(None))
@@ -509,7 +504,6 @@ class RemoteStream(_Socket):
                     cursor = item["seq"]
                     count += 1
             self.cursor = cursor
-            self.records += count
             self.store.socket_counts["records"] += count
         elif kind == "history_end":
             self.history_end.set()
@@ -518,7 +512,6 @@ class RemoteStream(_Socket):
             if self.on_status is not None:
                 self.on_status(_task(message["task"]))
         elif kind == "lagging":
-            self.lagged += 1
             self.store.socket_counts["lagging"] += 1
         elif kind == "end":
             self.ended = message["status"]

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "src" / "nbtasklog"
@@ -44,12 +44,6 @@ def _require() -> Any:
     if not (PACKAGE / "static" / "widget.js").exists() or not (PACKAGE / "labextension" / "package.json").exists():
         pytest.fail("the JS is not built: npm ci && npm run build:prod (pip install builds it too)")
     return api
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Lab:
@@ -85,7 +79,7 @@ def serve_lab(base: Path, *args: str, env: dict[str, str] | None = None) -> Iter
                JUPYTER_RUNTIME_DIR=str(base / "runtime"), IPYTHONDIR=str(base / "ipython"),
                JUPYTER_PATH=str(data), NBTASKLOG_DB=str(base / "logs.duckdb"), JUPYTER_PLATFORM_DIRS="1", **(env or {}))
     env.pop("NBTASKLOG_SERVER_URL", None)
-    port = _free_port()
+    port = free_port()
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     log = open(base / "server.log", "w")
@@ -240,6 +234,11 @@ def log_viewer(scope: Any, task_id: str | None = None) -> Any:
     return scope.get_by_role("region", name=f"Log of task {task_id}" if task_id else re.compile(r"^Log of task "))
 
 
+def log_rows(viewer: Any) -> Any:
+    """The rows of a viewer's record list now in the page (the list is virtual)."""
+    return viewer.get_by_role("list", name="Log records").get_by_role("listitem")
+
+
 def aria_line(control: Any) -> str:
     """The control's own line of its ARIA snapshot, unquoted: 'button "Source: all" [expanded]'."""
     for _ in range(3):  # a live list re-renders its rows: an element replaced mid-way has no snapshot
@@ -278,5 +277,5 @@ def only_source(viewer: Any, source: str) -> None:
     viewer.page.wait_for_function(
         "([el, source]) => [...el.querySelectorAll('[role=listitem]')].every(r => r.textContent.includes(source))",
         arg=[viewer.element_handle(), source])
-    rows = viewer.get_by_role("list", name="Log records").get_by_role("listitem").all_inner_texts()
+    rows = log_rows(viewer).all_inner_texts()
     assert rows and all(text.split()[2] == source for text in rows), rows  # time, level, source, message

@@ -6,7 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, log_viewer, open_lab, start_task, task_row, wait_finished
+from .conftest import ARTIFACTS, log_rows, log_viewer, open_lab, start_task, task_row, wait_finished
 
 
 def focus_by(page, key: str, target, limit: int = 60) -> None:
@@ -35,7 +35,7 @@ def test_sidebar_and_viewer_work_by_keyboard(lab, page):
     focus_by(page, "Tab", row)
     page.keyboard.press("Enter")
     viewer = log_viewer(panel, task_id)
-    records = viewer.get_by_role("list", name="Log records").get_by_role("listitem")
+    records = log_rows(viewer)
     expect(records.filter(has_text="Backup finished")).to_have_count(1)
 
     # Level: arrows change the select; WARNING and above leaves warnings and errors only

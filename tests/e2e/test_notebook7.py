@@ -6,7 +6,17 @@ import re
 
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, TOKEN, execute, log_viewer, notebook, only_source, run_all, unnamed_controls
+from .conftest import (
+    ARTIFACTS,
+    TOKEN,
+    execute,
+    log_rows,
+    log_viewer,
+    notebook,
+    only_source,
+    run_all,
+    unnamed_controls,
+)
 
 CELL = '''
 import threading, nbtasklog
@@ -41,7 +51,7 @@ def test_notebook7_tree_opens_notebook_whose_viewer_filters_by_source(lab, page)
     run_all(nb)
 
     viewer = log_viewer(nb)
-    records = viewer.get_by_role("list", name="Log records").get_by_role("listitem")
+    records = log_rows(viewer)
     expect(records.filter(has_text="saved dashboard 2")).to_have_count(1, timeout=60_000)
     only_source(viewer, "superset_api")
     expect(records).to_have_count(3)

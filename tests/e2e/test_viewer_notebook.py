@@ -7,7 +7,7 @@ import time
 
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, execute, log_viewer, notebook, only_source, open_and_run
+from .conftest import ARTIFACTS, execute, log_rows, log_viewer, notebook, only_source, open_and_run
 
 SETUP = '''
 import threading, nbtasklog
@@ -31,13 +31,9 @@ task
 '''
 
 
-def records(viewer):
-    return viewer.get_by_role("list", name="Log records").get_by_role("listitem")
-
-
 def messages(viewer) -> list[str]:
     """The messages of the rows in the page; a row reads time, level, source, message, then its buttons."""
-    return [text.split("\n")[3] for text in records(viewer).all_inner_texts()]
+    return [text.split("\n")[3] for text in log_rows(viewer).all_inner_texts()]
 
 
 def test_source_filter_live_records_debug_and_html(lab, page):
@@ -45,12 +41,12 @@ def test_source_filter_live_records_debug_and_html(lab, page):
     open_and_run(page, notebook(lab, "viewer.ipynb", [SETUP]))
     viewer = log_viewer(page)
     viewer.wait_for(timeout=60_000)
-    records(viewer).filter(has_text="GET /dashboard/2").wait_for(timeout=30_000)
+    log_rows(viewer).filter(has_text="GET /dashboard/2").wait_for(timeout=30_000)
 
     # text/plain and widget both there; the HTML in a message shows literally and runs nothing
     assert "<img src=x onerror=alert(1)>" in messages(viewer)
     assert viewer.get_by_role("img").count() == 0
-    html_row = records(viewer).filter(has_text="onerror")
+    html_row = log_rows(viewer).filter(has_text="onerror")
     html_row.get_by_role("button", name=re.compile(r"^Details of record ")).click()
     expect(html_row).to_contain_text('"<script>alert(2)</script>"')
     assert viewer.locator("script").count() == 0  # no role for a script element: its tag is what matters
@@ -61,10 +57,10 @@ def test_source_filter_live_records_debug_and_html(lab, page):
     assert not any("[load_users][Entry]" in m for m in messages(viewer))
     # US4.2: DEBUG shows them
     level.select_option("DEBUG")
-    records(viewer).filter(has_text="[load_users][Entry]").wait_for(timeout=15_000)
+    log_rows(viewer).filter(has_text="[load_users][Entry]").wait_for(timeout=15_000)
     assert any("[load_users][Exit]" in m for m in messages(viewer))
     level.select_option("INFO")
-    expect(records(viewer).filter(has_text="[load_users]")).to_have_count(0, timeout=15_000)
+    expect(log_rows(viewer).filter(has_text="[load_users]")).to_have_count(0, timeout=15_000)
 
     # US1.1: only superset_api
     only_source(viewer, "superset_api")
@@ -74,12 +70,12 @@ def test_source_filter_live_records_debug_and_html(lab, page):
 
     # US1.2: a new matching record appears at once; a non-matching one never shows
     execute(page, "go.set()")
-    records(viewer).filter(has_text="live api record").wait_for(timeout=15_000)
+    log_rows(viewer).filter(has_text="live api record").wait_for(timeout=15_000)
     out = execute(page, "import time\nwhile not task.logs(search='live plugin record'): time.sleep(0.05)\nprint('emitted')")
     assert "emitted" in out
     time.sleep(0.5)  # longer than the widget's batch interval: had it come, it would show
     assert "live plugin record" not in messages(viewer)
-    assert {text.split("\n")[2] for text in records(viewer).all_inner_texts()} == {"superset_api"}
+    assert {text.split("\n")[2] for text in log_rows(viewer).all_inner_texts()} == {"superset_api"}
     execute(page, "done.set(); task.wait(30)")
     expect(viewer.get_by_role("status", name="Task status")).to_have_text("SUCCESS", timeout=30_000)
     assert page.dialogs == []
@@ -99,7 +95,7 @@ big
     open_and_run(page, notebook(lab, "big.ipynb", [code]))
     viewer = log_viewer(page)
     viewer.wait_for(timeout=120_000)
-    last = records(viewer).filter(has_text=re.compile(r"record 100000\b"))
+    last = log_rows(viewer).filter(has_text=re.compile(r"record 100000\b"))
     started = time.monotonic()
     try:
         last.wait_for(timeout=40_000)
@@ -113,11 +109,11 @@ big
     assert info >= 100_000, counts  # the 100,000 and the runner's own start/end records
     viewer.get_by_role("list", name="Log records").click()
     page.keyboard.press("Home")
-    records(viewer).filter(has_text=re.compile(r"record 1\b")).wait_for()
-    assert records(viewer).count() <= 200
+    log_rows(viewer).filter(has_text=re.compile(r"record 1\b")).wait_for()
+    assert log_rows(viewer).count() <= 200
     page.keyboard.press("End")
     last.wait_for()
-    rows = records(viewer).count()
+    rows = log_rows(viewer).count()
     assert rows <= 200, rows
     page.screenshot(path=str(ARTIFACTS / "viewer-100k.png"))
     print(f"100k records: visible after {loaded:.1f} s, {rows} rows in the DOM")

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +21,12 @@ from typing import Any
 import pytest
 import tornado.httpclient
 import tornado.websocket
+from procs import free_port
 
 pytestmark = pytest.mark.slow
 
 VENV_BIN = Path(sys.executable).parent
 START_TIMEOUT = 45.0  # a cold `jupyter server` with JupyterLab installed starts in a few seconds
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class JupyterServer:

@@ -12,7 +12,7 @@ import type { LogFilter } from './filter';
 import { LEVEL_VALUES } from './levels';
 import type { LogRecord } from './types';
 
-/** A growable Int32Array: the positions of a filtered view. */
+/** A typed array with room for at least `need` entries (doubling). */
 function grown<T extends Uint8Array | Int32Array>(array: T, need: number): T {
   if (need <= array.length) return array;
   const next = new (array.constructor as new (n: number) => T)(Math.max(need, array.length * 2));
@@ -106,7 +106,7 @@ export class FilteredView {
   /** One byte per known source: 1 when the filter keeps it (extended as new sources appear). */
   private mask(): Uint8Array {
     const names = this.store.sourceNames;
-    if (this.maskedSources !== names.length || this.sourceMask.length < names.length) {
+    if (this.maskedSources !== names.length) {
       this.sourceMask = grown(this.sourceMask, names.length);
       for (let id = this.maskedSources; id < names.length; id++) this.sourceMask[id] = this.filter.sources!.has(names[id]) ? 1 : 0;
       this.maskedSources = names.length;

@@ -3,7 +3,7 @@
  * widget and the JupyterLab sidebar both mount it on an element with a transport, and destroy() undoes all.
  */
 import { FilterError, LogFilter, foldCase, makeFilter, type FilterSpec } from './filter';
-import { duration, el, option, seconds, showNote } from './format';
+import { duration, el, errorText, option, seconds, showNote } from './format';
 import { LEVELS } from './levels';
 import { FilteredView, RecordStore } from './records';
 import { findMatches, recordText, renderRow } from './render';
@@ -15,7 +15,6 @@ import { VirtualRows } from './virtual';
 export interface ViewerOptions {
   /** Initial level filter (FR-010: INFO and above). */
   level?: string;
-  rowHeight?: number;
   /** For tests: the list viewport before layout. */
   initialRect?: { width: number; height: number };
   /** How often stats are re-read while the task runs, in ms. */
@@ -70,7 +69,7 @@ export class LogViewer {
       end: () => void this.refreshStats(),
       error: (message) => this.say(message, true),
     });
-    transport.task(taskId).then((t) => this.setTask(t), (e) => this.say(String(e?.message ?? e), true));
+    transport.task(taskId).then((t) => this.setTask(t), (e) => this.say(errorText(e), true));
     void this.refreshStats();
     this.timers.push(setInterval(() => this.tick(), 1000));
     this.timers.push(setInterval(() => this.task && ACTIVE_STATUSES.has(this.task.status) && void this.refreshStats(), options.statsInterval ?? 2000));
@@ -184,8 +183,8 @@ export class LogViewer {
     const firstError = this.button('Jump to first error', 'Jump to first error', () => this.jumpToFirstError());
     const follow = this.button('Follow', 'Follow newest records', () => (this.following ? this.pause() : this.jumpToLatest()));
     follow.setAttribute('aria-pressed', 'true');
-    const jsonl = this.button('JSONL', 'Download JSONL', () => void this.transport.download(this.taskId, this.spec(), 'jsonl').catch((e) => this.say(String(e?.message ?? e), true)));
-    const csv = this.button('CSV', 'Download CSV', () => void this.transport.download(this.taskId, this.spec(), 'csv').catch((e) => this.say(String(e?.message ?? e), true)));
+    const jsonl = this.button('JSONL', 'Download JSONL', () => void this.transport.download(this.taskId, this.spec(), 'jsonl').catch((e) => this.say(errorText(e), true)));
+    const csv = this.button('CSV', 'Download CSV', () => void this.transport.download(this.taskId, this.spec(), 'csv').catch((e) => this.say(errorText(e), true)));
 
     bar.append(level, sources, searchBox, meta, keys, errorsLabel, firstError, follow, jsonl, csv);
     this.root.appendChild(bar);
@@ -211,7 +210,7 @@ export class LogViewer {
     Object.assign(this.ui, { scroll, latest, note, empty });
     this.list = new VirtualRows({
       scrollElement: scroll,
-      rowHeight: this.options.rowHeight ?? 22,
+      rowHeight: 22, // a first guess: the list learns the stylesheet's height from its first row
       overscan: 10,
       count: 0,
       initialRect: this.options.initialRect,

@@ -21,8 +21,8 @@ export interface VirtualRowsOptions {
   overscan?: number;
   count: number;
   getKey: (index: number) => RowKey;
-  /** Fill `row` (already emptied when it is new) for item `index`. */
-  renderRow: (row: HTMLElement, index: number, isNew: boolean) => void;
+  /** Fill `row` (empty) for item `index`. */
+  renderRow: (row: HTMLElement, index: number) => void;
   /** Whether item `index` may be taller than a row (it is measured after rendering); default none. */
   isTall?: (index: number) => boolean;
   /** The index of the item with `key` now, or -1: tall rows keep their height across a filter change. */
@@ -144,7 +144,7 @@ export class VirtualRows {
     const row = this.rows.get(key);
     if (!row) return;
     row.replaceChildren();
-    this.options.renderRow(row, index, true);
+    this.options.renderRow(row, index);
     if (this.measure(key, row, index)) {
       this.placeTall();
       this.render();
@@ -327,7 +327,7 @@ export class VirtualRows {
           row.style.left = '0';
           row.style.right = '0';
           row.dataset.index = String(index);
-          this.options.renderRow(row, index, true);
+          this.options.renderRow(row, index);
           this.rows.set(key, row);
           this.inner.appendChild(row);
           fresh.push([key, row, index]);

@@ -22,6 +22,7 @@ import json
 import time
 from collections import deque
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 from jupyter_server.auth.decorator import ws_authenticated
@@ -35,13 +36,13 @@ from ..engine import UnknownTaskError
 from ..filter import FilterError, LogFilter, make_filter
 from ..levels import Level, levels_at_or_above
 from ..live import Subscription
-from ..record import LogRecord
+from ..record import LogRecord, new_tuple
+from ..runner import TaskState
 from .app import Services
 from .handlers import dumps, error_status, filter_from_query, record_text
 
 STATUS_COALESCE = 0.1  # seconds: progress changes are sent at most this often per socket
 PAGE = 10_000  # records per message while a socket catches up (from the store or from the live window)
-_new_tuple = tuple.__new__
 
 
 class _SocketSubscription(Subscription):
@@ -86,7 +87,7 @@ def _batch_filter(flt: LogFilter) -> Any:
         return None
     if replace(flt, min_level=Level.DEBUG, sources=None, order="asc", limit=None) != LogFilter():
         match = flt.matches
-        return lambda records: [r for r in records if match(_new_tuple(LogRecord, r))]
+        return lambda records: [r for r in records if match(new_tuple(LogRecord, r))]
     levels, sources = frozenset(levels_at_or_above(flt.min_level)), flt.sources
     if sources is None:
         return lambda records: [r for r in records if r[3] in levels]
@@ -111,7 +112,8 @@ class _LiveWindow:
     read back from the store once, for all of them.
     """
 
-    def __init__(self, services: Services, task_id: str) -> None:
+    def __init__(self, services: Services, state: TaskState) -> None:
+        task_id = state.id
         self.services, self.engine, self.task_id = services, services.engine, task_id
         self.interval, self.size = services.stream_interval, services.stream_queue
         self.readers: set[object] = set()
@@ -133,7 +135,7 @@ class _LiveWindow:
         self.subscription.readers = self.readers  # type: ignore[attr-defined]  # how many sockets it stands for
         self.engine.subscribe(task_id, self.subscription)
         # Every record past the emitter's last seq, read after subscribing, reaches the deque.
-        self.end = self.engine.runner.get(task_id).emitter.last_seq
+        self.end = state.emitter.last_seq
         self.first = self.end + 1
         self._ticker = asyncio.ensure_future(self._tick())
 
@@ -162,7 +164,7 @@ class _LiveWindow:
         count = items[0][1] - end - 1
         engine, task_id = self.engine, self.task_id
         reading = asyncio.ensure_future(self.services.run(
-            lambda: [tuple(r) for r in _take(engine.history(task_id, LogFilter(), end), count)]))
+            lambda: [tuple(r) for r in islice(engine.history(task_id, LogFilter(), end), count)]))
         while not reading.done():  # the read may wait for a write in progress: keep the deque from overflowing
             await asyncio.wait([reading], timeout=self.interval)
             more = self._take_inbound()
@@ -317,8 +319,9 @@ class LogStreamHandler(_AuthorizedSocket):
             return
         flt = flt.with_limit(None)
         try:
-            if engine.runner.get(self.task_id) is not None:
-                last = await self._stream_window(flt)
+            state = engine.runner.get(self.task_id)
+            if state is not None:
+                last = await self._stream_window(flt, state)
             else:
                 last = await self._stream_subscription(flt)
             # Records of tasks run elsewhere arrive through the store too: one last look.
@@ -334,13 +337,12 @@ class LogStreamHandler(_AuthorizedSocket):
             if self.ws_connection is not None:
                 self.close(4000 + status if status < 1000 else 4500, message[:120])
 
-    async def _stream_window(self, flt: LogFilter) -> int:
+    async def _stream_window(self, flt: LogFilter, state: TaskState) -> int:
         """A task run in this process: history, then its shared live window, until it ended; returns the cursor."""
         services, task_id = self.services, self.task_id
-        state = services.engine.runner.get(task_id)
         window = services.windows.get(task_id)
         if window is None:
-            window = services.windows[task_id] = _LiveWindow(services, task_id)
+            window = services.windows[task_id] = _LiveWindow(services, state)
         reader = object()  # this run's place in the window (a filter change starts another run)
         window.readers.add(reader)
         key = replace(flt, after_seq=None)
@@ -412,7 +414,7 @@ class LogStreamHandler(_AuthorizedSocket):
         """Send history after `last`, page by page; returns the new cursor."""
         engine = self.services.engine
         while True:
-            page = await self.services.run(lambda: list(_take(engine.history(self.task_id, flt, last), PAGE)))
+            page = await self.services.run(lambda: list(islice(engine.history(self.task_id, flt, last), PAGE)))
             if not page:
                 return last
             last = page[-1].seq
@@ -508,10 +510,3 @@ class TaskListStreamHandler(_AuthorizedSocket):
     def on_close(self) -> None:
         if getattr(self, "unlisten", None) is not None:
             self.unlisten()
-
-
-def _take(iterator: Any, count: int) -> Any:
-    for index, item in enumerate(iterator):
-        yield item
-        if index + 1 >= count:
-            return

@@ -118,21 +118,15 @@ class WriteBuffer:
     # ---- producers ----------------------------------------------------------------------------
     @property
     def append(self) -> Callable[[tuple], None]:
-        """Queue one record: the hot path is a deque append (the flusher watches the length).
-
-        The queue holds each record as a plain tuple of its fields, which is what emitters hand in
-        (tuple() of a plain tuple is the tuple itself); a LogRecord, as ingest passes, is copied.
+        """Queue one record, a plain tuple of its fields: the hot path is the deque's own append (the
+        flusher watches the length). Emitters hand in plain tuples; a LogRecord is copied first
+        (`tuple(record)`, as Engine.ingest does).
         A tuple subclass such as LogRecord stays tracked by the garbage collector for good, so a
         queue of them made every full collection walk all of them (a third of the time of a
         10^6-record task went there); a plain tuple of str/int/None is untracked at its first
         collection. unwritten() gives LogRecords back.
         """
-        queue = self._records.append
-
-        def append(record: tuple, _plain: type = tuple) -> None:
-            queue(_plain(record))
-
-        return append
+        return self._records.append
 
     def put_task(self, row: Mapping[str, Any]) -> None:
         """Queue the latest state of a task row; it is written with the next batch."""

@@ -19,7 +19,7 @@ from sqlalchemy import and_, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import URL, Engine, make_url
 
 from ..filter import LogFilter
-from ..record import LogRecord, datetime_to_us
+from ..record import LogRecord, datetime_to_us, new_tuple
 from . import schema
 from .schema import LOG_COLUMNS, task_logs, tasks
 
@@ -39,7 +39,6 @@ LOG_ARROW_SCHEMA = pa.schema(
     ]
 )
 _LOG_STRUCT = pa.struct(list(LOG_ARROW_SCHEMA))
-_new_tuple = tuple.__new__  # a LogRecord from a row without its Python __new__
 
 
 class SQLError(ValueError):
@@ -68,7 +67,7 @@ def records_to_arrow(records: list[LogRecord]) -> pa.Table:
 def arrow_to_records(table: pa.Table) -> list[LogRecord]:
     columns = [table.column(i) for i in range(7)]
     columns[2] = columns[2].cast(pa.int64())  # timestamps back to microseconds
-    return [_new_tuple(LogRecord, row) for row in zip(*(c.to_pylist() for c in columns))]
+    return [new_tuple(LogRecord, row) for row in zip(*(c.to_pylist() for c in columns))]
 
 
 class Store:
