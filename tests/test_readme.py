@@ -106,8 +106,16 @@ def test_dev_lab_serves_the_quick_start(tmp_path):
         # A token given by JUPYTER_TOKEN is printed masked ("token=..."): the page is fetched with it.
         url = f"http://127.0.0.1:{port}/lab/tree/notebooks/quickstart.ipynb?token="
         assert urls[0].startswith(url), urls
-        with urllib.request.urlopen(url + token, timeout=30) as page:
-            assert page.status == 200 and b"JupyterLab" in page.read()
+        # jupyter-server prints its URL before its loop binds the port: the first connections may be refused.
+        while True:
+            try:
+                with urllib.request.urlopen(url + token, timeout=30) as page:
+                    assert page.status == 200 and b"JupyterLab" in page.read()
+                break
+            except urllib.error.URLError as error:
+                assert isinstance(error.reason, ConnectionRefusedError), error
+                assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.1)
         api = f"http://127.0.0.1:{port}/api/contents/notebooks/quickstart.ipynb?token={token}"
         with urllib.request.urlopen(api, timeout=30) as answer:
             notebook = json.load(answer)

@@ -54,9 +54,10 @@ let next = 1;
  * received the input) to a task posted from the first requestAnimationFrame callback after the click's
  * handlers ran. Such a task runs once that frame's style, layout and paint are done, i.e. when the
  * new rows are rendered (the compositor still has to show them: add a few ms for the screen).
- * `work` is the time spent in the click's own handlers (the viewer's filtering and DOM update).
+ * `work` is the time spent in the click's own handlers (the viewer's filtering and DOM update);
+ * `frameStart` is when that frame began (its requestAnimationFrame callbacks ran).
  */
-interface Click { work: number; rendered: number; eventTiming?: number }
+interface Click { work: number; rendered: number; frameStart: number; eventTiming?: number }
 const clicks: Click[] = [];
 let current: { stamp: number; start: number } | null = null;
 document.addEventListener('click', (e) => {
@@ -66,9 +67,10 @@ const finish = () => {
   if (!current) return;
   const { stamp, start } = current;
   current = null;
-  const click: Click = { work: performance.now() - start, rendered: NaN };
+  const click: Click = { work: performance.now() - start, rendered: NaN, frameStart: NaN };
   clicks.push(click);
   requestAnimationFrame(() => {
+    click.frameStart = performance.now() - stamp;
     const channel = new MessageChannel();
     channel.port1.onmessage = () => (click.rendered = performance.now() - stamp);
     channel.port2.postMessage(null);

@@ -20,7 +20,7 @@ function mount(count: number, extra: Partial<VirtualRowsOptions> = {}) {
     count,
     initialRect: { width: 600, height: 400 },
     getKey: (i) => (keys.push(i), i),
-    renderRow: (row, i) => row.appendChild(document.createTextNode(`row ${i}`)),
+    renderRow: (row, i) => (row.textContent = `row ${i}`),
     ...extra,
   });
   const top = (index: number) => parseFloat((list.inner.querySelector(`[data-index="${index}"]`) as HTMLElement).style.transform.slice(11));

@@ -89,32 +89,54 @@ function lineTemplate(doc: Document): HTMLElement {
 
 const hues = new Map<string, string>();
 
+/** Set a node's text, writing only what changed: every write makes the browser lay the row out again. */
+function setText(node: HTMLElement, text: string): void {
+  const first = node.firstChild;
+  if (first !== null && first === node.lastChild && first.nodeType === Node.TEXT_NODE) {
+    if ((first as Text).data !== text) (first as Text).data = text;
+  } else {
+    node.textContent = text;
+  }
+}
+
+function setAttr(node: HTMLElement, name: string, value: string): void {
+  if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+}
+
+/** Fill `row` with `record`: an empty row, or one that showed another record (its elements are reused). */
 export function renderRow(row: HTMLElement, record: LogRecord, state: RowState): void {
   const doc = row.ownerDocument;
-  row.className = `ntl-row ntl-level-${record.level}${state.focused ? ' ntl-row-focused' : ''}${state.expanded ? ' ntl-row-tall' : ''}`;
-  row.setAttribute('role', 'listitem');
+  setAttr(row, 'class', `ntl-row ntl-level-${record.level}${state.focused ? ' ntl-row-focused' : ''}${state.expanded ? ' ntl-row-tall' : ''}`);
+  setAttr(row, 'role', 'listitem');
   // The keyboard's record (arrows, Enter, jump to first error) is the list's current item for assistive tools too.
   if (state.focused) row.setAttribute('aria-current', 'true');
   else row.removeAttribute('aria-current');
   row.dataset.seq = String(record.seq);
-  const line = lineTemplate(doc).cloneNode(true) as HTMLElement;
+  // A row that showed another record keeps its elements and only the text that differs is written:
+  // laying its buttons out again was most of a filter change's frame (bench/viewer).
+  let line = row.firstElementChild as HTMLElement | null;
+  if (line) while (line.nextSibling) line.nextSibling.remove();
+  else line = row.appendChild(lineTemplate(doc).cloneNode(true) as HTMLElement);
   const [time, level, source, message, actions] = line.children as unknown as HTMLElement[];
-  time.textContent = localTime(record.ts);
-  time.title = localDateTime(record.ts);
-  level.textContent = record.level;
-  source.textContent = record.source;
+  setText(time, localTime(record.ts));
+  setAttr(time, 'title', localDateTime(record.ts));
+  setText(level, record.level);
+  setText(source, record.source);
   let hue = hues.get(record.source);
   if (hue === undefined) hues.set(record.source, (hue = String(sourceHue(record.source))));
-  source.style.setProperty('--ntl-hue', hue);
-  if (state.searchLower) appendHighlighted(message, record.message, state.searchLower, state.currentMatch);
-  else message.textContent = record.message;
+  if (source.style.getPropertyValue('--ntl-hue') !== hue) source.style.setProperty('--ntl-hue', hue);
+  if (state.searchLower) {
+    message.textContent = '';
+    appendHighlighted(message, record.message, state.searchLower, state.currentMatch);
+  } else {
+    setText(message, record.message);
+  }
   const [toggle, copy] = actions.children as unknown as HTMLElement[];
   // Every record opens: the whole message (a row shows one line of it) and the metadata, if any.
-  toggle.textContent = state.expanded ? '▾' : '▸';
-  toggle.title = state.expanded ? 'Hide details' : 'Show the whole message and the metadata';
-  toggle.setAttribute('aria-expanded', String(state.expanded));
-  toggle.setAttribute('aria-label', `Details of record ${record.seq}`);
-  copy.setAttribute('aria-label', `Copy record ${record.seq}`);
-  row.appendChild(line);
+  setText(toggle, state.expanded ? '▾' : '▸');
+  setAttr(toggle, 'title', state.expanded ? 'Hide details' : 'Show the whole message and the metadata');
+  setAttr(toggle, 'aria-expanded', String(state.expanded));
+  setAttr(toggle, 'aria-label', `Details of record ${record.seq}`);
+  setAttr(copy, 'aria-label', `Copy record ${record.seq}`);
   if (state.expanded && record.meta !== null) row.appendChild(el(doc, 'pre', 'ntl-meta', prettyMeta(record.meta)));
 }

@@ -7,7 +7,8 @@
  * @tanstack/virtual-core 3.19 was dropped for this: its getMeasurements() walks every item from 0 on
  * each count change (getItemKey and its size cache per item), 34 ms per appended batch at 1,000,000
  * records, which held live append to 15–18 fps (bench/viewer, issue 4 §5).
- * Rows are kept by key while they stay in range, so a row's DOM is reused rather than rebuilt on scroll.
+ * Rows are kept by key while they stay in range, so a row's DOM is reused rather than rebuilt on scroll;
+ * a row that leaves the range is recycled for one that enters it (new text in the same elements).
  */
 
 export type RowKey = number | string;
@@ -21,7 +22,7 @@ export interface VirtualRowsOptions {
   overscan?: number;
   count: number;
   getKey: (index: number) => RowKey;
-  /** Fill `row` (empty) for item `index`. */
+  /** Fill `row` for item `index`: a new, empty row or a recycled one, whose content it replaces. */
   renderRow: (row: HTMLElement, index: number) => void;
   /** Whether item `index` may be taller than a row (it is measured after rendering); default none. */
   isTall?: (index: number) => boolean;
@@ -41,6 +42,8 @@ export const MAX_SCROLL_HEIGHT = 15_000_000;
 export class VirtualRows {
   readonly inner: HTMLElement;
   private rows = new Map<RowKey, HTMLElement>();
+  /** Rows out of range, to be filled with items coming into range (the rest are removed). */
+  private spare: HTMLElement[] = [];
   private count: number;
   private rowHeight: number;
   private heightLearned = false;
@@ -81,8 +84,12 @@ export class VirtualRows {
   }
 
   private handleScroll = () => {
-    this.scrollPos = this.options.scrollElement.scrollTop;
-    this.render();
+    const position = this.options.scrollElement.scrollTop;
+    // Our own scroll writes (following, a filter change) come back as events: the rows are already there.
+    if (position !== this.scrollPos) {
+      this.scrollPos = position;
+      this.render();
+    }
     this.options.onScroll?.();
   };
 
@@ -128,8 +135,8 @@ export class VirtualRows {
         focusKey = key;
         focusAt = [...row.querySelectorAll(FOCUSABLE)].indexOf(active);
       }
-      row.remove();
     }
+    this.spare.push(...this.rows.values());
     this.rows.clear();
     this.render();
     if (focusKey !== undefined) {
@@ -143,7 +150,6 @@ export class VirtualRows {
     const key = this.options.getKey(index);
     const row = this.rows.get(key);
     if (!row) return;
-    row.replaceChildren();
     this.options.renderRow(row, index);
     if (this.measure(key, row, index)) {
       this.placeTall();
@@ -306,45 +312,54 @@ export class VirtualRows {
   private layout(): boolean {
     const doc = this.inner.ownerDocument;
     this.setHeight();
-    const keep = new Set<RowKey>();
     const fresh: [RowKey, HTMLElement, number][] = [];
+    let from = 0;
+    let to = -1;
     if (this.count > 0) {
-      const viewport = this.viewport();
       const top = this.virtualTop();
-      // Rows sit at their list offset shifted by (physical − list) scroll position: 0 unless scaled.
-      const shift = this.scrollPos - top;
       const overscan = this.options.overscan ?? 8;
-      const from = Math.max(0, this.indexAt(top) - overscan);
-      const to = Math.min(this.count - 1, this.indexAt(top + viewport) + overscan);
-      let y = this.start(from);
-      for (let index = from; index <= to; index++) {
-        const key = this.options.getKey(index);
-        keep.add(key);
-        let row = this.rows.get(key);
+      from = Math.max(0, this.indexAt(top) - overscan);
+      to = Math.min(this.count - 1, this.indexAt(top + this.viewport()) + overscan);
+    }
+    const keys: RowKey[] = [];
+    for (let index = from; index <= to; index++) keys.push(this.options.getKey(index));
+    const inRange = new Set(keys);
+    // Rows that left the range are recycled for those that enter it; one holding the focus is not (it
+    // would carry the focus to another record), it goes.
+    const active = doc.activeElement;
+    for (const [key, row] of this.rows) {
+      if (inRange.has(key)) continue;
+      this.rows.delete(key);
+      if (active && row.contains(active)) row.remove();
+      else this.spare.push(row);
+    }
+    // Rows sit at their list offset shifted by (physical − list) scroll position: 0 unless scaled.
+    const shift = this.scrollPos - this.virtualTop();
+    let y = this.start(from);
+    for (let index = from; index <= to; index++) {
+      const key = keys[index - from];
+      let row = this.rows.get(key);
+      if (row === undefined) {
+        row = this.spare.pop();
         if (row === undefined) {
           row = doc.createElement('div');
           row.style.position = 'absolute';
           row.style.left = '0';
           row.style.right = '0';
-          row.dataset.index = String(index);
-          this.options.renderRow(row, index);
-          this.rows.set(key, row);
           this.inner.appendChild(row);
-          fresh.push([key, row, index]);
-        } else if (row.dataset.index !== String(index)) {
-          row.dataset.index = String(index);
         }
-        const transform = `translateY(${y + shift}px)`;
-        if (row.style.transform !== transform) row.style.transform = transform;
-        y += this.rowHeight + (this.tallHeight.has(key) ? this.extraAt(index) : 0);
+        row.dataset.index = String(index);
+        this.options.renderRow(row, index);
+        this.rows.set(key, row);
+        fresh.push([key, row, index]);
+      } else if (row.dataset.index !== String(index)) {
+        row.dataset.index = String(index);
       }
+      const transform = `translateY(${y + shift}px)`;
+      if (row.style.transform !== transform) row.style.transform = transform;
+      y += this.rowHeight + (this.tallHeight.has(key) ? this.extraAt(index) : 0);
     }
-    for (const [key, row] of this.rows) {
-      if (!keep.has(key)) {
-        row.remove();
-        this.rows.delete(key);
-      }
-    }
+    for (const row of this.spare.splice(0)) row.remove();
     let moved = false;
     if (!this.heightLearned) moved = this.learnRowHeight();
     for (const [key, row, index] of fresh) if (this.options.isTall?.(index) && this.measure(key, row, index)) moved = true;
