@@ -299,7 +299,33 @@ class Engine:
             if not state.done.wait(timeout):
                 raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
             return
+        if self.remote:
+            self._wait_remote(task_id, timeout)
+            return
         wait_until(lambda: self.task_info(task_id)["status"] not in ACTIVE, timeout, f"task {task_id}")
+
+    def _wait_remote(self, task_id: str, timeout: float | None) -> None:
+        """A server's task ends when its task-list WebSocket says so (no polling); the task is read once
+        each time the socket opens, in case it ended meanwhile."""
+        ended = threading.Event()
+
+        def on_change(row: dict[str, Any]) -> None:
+            if row["id"] == task_id and (row.get("deleted") or row["status"] not in ACTIVE):
+                ended.set()
+
+        def on_connect() -> None:
+            if self.task_info(task_id)["status"] not in ACTIVE:
+                ended.set()
+
+        on_connect()  # an unknown or finished task answers at once, without a socket
+        if ended.is_set():
+            return
+        watch = self.store.watch_tasks(on_change, on_connect)  # type: ignore[union-attr]
+        try:
+            if not ended.wait(timeout):
+                raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+        finally:
+            watch.close()
 
     def cancel(self, task_id: str) -> bool:
         state = self.runner.get(task_id)

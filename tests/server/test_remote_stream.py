@@ -169,6 +169,26 @@ async def test_task_list_hears_the_server_over_the_socket(api, start, gate, kern
     await off_loop(client.close)
 
 
+# ---- Task.wait ----------------------------------------------------------------------------------------
+async def test_wait_hears_the_end_over_the_socket(api, start, gate, kernel_engine, requests_seen):
+    """wait() of a server task returns when the task-list socket reports its end; the task's row is read, not polled."""
+    client = await kernel_engine()
+    name, event = gate()
+    task_id = (await start("t_wait", {"gate": name}))["id"]
+    with pytest.raises(TimeoutError, match=f"task {task_id} did not finish within 0.3 s"):
+        await off_loop(lambda: client.task(task_id).wait(0.3))
+    waiting = asyncio.get_running_loop().run_in_executor(None, lambda: client.task(task_id).wait(30))
+    await until(lambda: client.store.socket_counts["connects"] >= 2, what="the second wait's socket")
+    await asyncio.sleep(1.0)  # polling would have read the task's row about six times by now
+    assert not waiting.done()
+    event.set()
+    assert await waiting == "SUCCESS"
+    row_reads = [p for m, p in requests_seen if m == "GET" and p.endswith(f"/nbtasklog/api/tasks/{task_id}")]
+    # each of the two: client.task(), once before its socket, once as the socket opens; then the status
+    assert len(row_reads) == 7, row_reads
+    await off_loop(client.close)
+
+
 # ---- a real server restarted mid-follow, and a kernel that exits with sockets open ----------------------
 def restart_on_same_port(server: JupyterServer, home: Path) -> JupyterServer:
     """The same port and token, so that the client's URL and token still work."""
