@@ -107,6 +107,10 @@ def test_sidebar_and_viewer_work_by_keyboard(lab, page):
     expect(records.filter(has_text="Task started")).to_have_count(0)  # scrolled out of the virtual list
     page.keyboard.press("Home")  # record 1 ...
     page.keyboard.press("ArrowDown")  # ... record 2, "Backup target prepared", which has metadata
+    # the list keeps the focus; a status region says which record is current, for screen readers
+    expect(viewer.get_by_role("list", name="Log records")).to_be_focused()
+    expect(viewer.get_by_role("status", name="Current record")).to_have_text(
+        re.compile(r"^Record 2, 2 of \d+: INFO, system: Backup target prepared"))
     page.keyboard.press("Enter")
     toggle = viewer.get_by_role("button", name="Details of record 2")
     expect(toggle).to_have_attribute("aria-expanded", "true")

@@ -47,6 +47,7 @@ export const CSS = `
 .ntl-meta { margin: 0 0 4px 7em; padding: 4px 8px; background: var(--ntl-bg2); white-space: pre-wrap; word-break: break-all; }
 mark.ntl-match { background: #fff8c5; color: inherit; } mark.ntl-match-current { background: #ffd33d; outline: 1px solid #bf8700; }
 .ntl-note { min-height: 1.2em; color: var(--ntl-muted); } .ntl-note-error { color: #cf222e; }
+.ntl-sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
 .ntl-panel { padding: 6px; overflow: auto; height: 100%; box-sizing: border-box; }
 /* Narrow hosts (the sidebar): a record takes two lines (time, level, source / message, cut with an ellipsis). */
 .ntl-viewer, .ntl-tasks { container-type: inline-size; }

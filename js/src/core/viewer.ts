@@ -204,10 +204,14 @@ export class LogViewer {
     latest.hidden = true;
     const note = el(d, 'div', 'ntl-note');
     note.setAttribute('role', 'status');
+    // The list keeps the keyboard focus while the arrows move the current record: this says which it is.
+    const current = el(d, 'div', 'ntl-sr-only');
+    current.setAttribute('role', 'status');
+    current.setAttribute('aria-label', 'Current record');
     const empty = el(d, 'div', 'ntl-empty', 'Loading…');
     frame.append(scroll, empty, latest);
-    this.root.append(frame, note);
-    Object.assign(this.ui, { scroll, latest, note, empty });
+    this.root.append(frame, note, current);
+    Object.assign(this.ui, { scroll, latest, note, empty, current });
     this.list = new VirtualRows({
       scrollElement: scroll,
       rowHeight: 22, // a first guess: the list learns the stylesheet's height from its first row
@@ -554,6 +558,13 @@ export class LogViewer {
     this.list.update(position);
   }
 
+  /** Tell assistive tools the record the arrows moved to (its row is text, the list keeps the focus). */
+  private announce(position: number): void {
+    const r = this.view.at(position);
+    if (!r) return;
+    this.ui.current.textContent = `Record ${r.seq}, ${position + 1} of ${this.view.length}: ${r.level}, ${r.source}: ${r.message.slice(0, 300)}`;
+  }
+
   private onKey(e: KeyboardEvent): void {
     if (e.target !== this.ui.scroll) return;
     const rows = this.list.rowsPerPage(); // two-line rows in a narrow host: fewer per page
@@ -564,11 +575,13 @@ export class LogViewer {
       const to = Math.max(0, Math.min(this.view.length - 1, from + moves[e.key]));
       if (moves[e.key] < 0) this.pause();
       this.focusRow(to);
+      this.announce(to);
       if (to === this.view.length - 1 && moves[e.key] > 0) this.jumpToLatest();
     } else if (e.key === 'Home') {
       e.preventDefault();
       this.pause();
       this.focusRow(0);
+      this.announce(0);
     } else if (e.key === 'End') {
       e.preventDefault();
       this.focusedPosition = -1;
