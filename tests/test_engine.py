@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import warnings
 
@@ -601,3 +602,32 @@ def test_health_reports_the_writes(make_engine):
     assert (health.pending, health.spilled, health.flushed_total) == (0, 0, count)
     assert health.database_available and health.last_error is None and health.last_flush_at is not None
     assert json.loads(json.dumps(health.to_dict()))["flushed_total"] == count
+
+
+def test_a_write_gives_short_gil_turns_and_then_the_interval_back(engine, monkeypatch):
+    """While a batch is written, threads waiting for the GIL get it after 0.5 ms (DuckDB's client takes it
+    between the steps of a query); afterwards the interval is the one before, or the one someone set meanwhile."""
+    from nbtasklog.store.buffer import WRITE_SWITCH_INTERVAL
+
+    during: list[float] = []
+    write = engine.store.write
+    change_to: list[float] = []
+
+    def watched_write(*args, **kwargs):
+        during.append(sys.getswitchinterval())
+        if change_to:
+            sys.setswitchinterval(change_to[0])
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(engine.store, "write", watched_write)
+    before = sys.getswitchinterval()
+    try:
+        engine.run_task(lambda params, context: context.logger.info("one record")).wait(10)
+        assert engine.flush()
+        assert during and set(during) == {WRITE_SWITCH_INTERVAL} and sys.getswitchinterval() == before
+        change_to.append(0.002)  # an application changes it while a write is running: its value stays
+        engine.run_task(lambda params, context: context.logger.info("one more")).wait(10)
+        assert engine.flush()
+        assert sys.getswitchinterval() == 0.002
+    finally:
+        sys.setswitchinterval(before)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import count
@@ -36,6 +38,29 @@ ROW_GROUP = 122_880
 BATCH_ROWS = ROW_GROUP  # largest batch written in one transaction (and one spill file)
 MAX_BACKOFF = 30.0
 WATCH = 0.05  # seconds between looks at the queue length
+# DuckDB's Python client takes the GIL between the steps of a query (to check for Ctrl-C). With a
+# task's thread busy logging, each take waited out CPython's 5 ms switch interval: a batch's write
+# took 0.22 s instead of 0.09 s. Shorter turns while writing: end to end 530k → 700k records/s (bench/).
+WRITE_SWITCH_INTERVAL = 0.0005
+
+
+@contextmanager
+def _short_gil_turns(interval: float) -> Iterator[None]:
+    """Let threads waiting for the GIL get it after `interval` s, for the duration of the block.
+
+    The previous interval comes back unless someone set another one meanwhile; a shorter one is kept.
+    """
+    before = sys.getswitchinterval()
+    if before <= interval:
+        yield
+        return
+    sys.setswitchinterval(interval)
+    ours = sys.getswitchinterval()
+    try:
+        yield
+    finally:
+        if sys.getswitchinterval() == ours:
+            sys.setswitchinterval(before)
 
 
 @dataclass
@@ -191,7 +216,8 @@ class WriteBuffer:
                     return True
                 try:
                     table = batch.load() if batch is not None else None
-                    self.store.write(tasks.values(), table, settings)
+                    with _short_gil_turns(WRITE_SWITCH_INTERVAL):
+                        self.store.write(tasks.values(), table, settings)
                 except Exception as error:  # any failure: keep everything, retry later
                     self._failed(error)
                     return False
