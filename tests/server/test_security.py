@@ -7,7 +7,7 @@ from http.cookies import SimpleCookie
 
 import pytest
 import tornado.httpclient
-from jupyter_server.auth.authorizer import Authorizer
+from authorizers import NoNbtasklog, NoSettingsWrite
 from tornado import web
 
 from nbtasklog.server.handlers import routes
@@ -16,20 +16,6 @@ from nbtasklog.server.stream import _AuthorizedSocket
 from .conftest import assert_error, read_until
 
 METHODS = ("get", "post", "put", "delete", "patch")
-
-
-class NoSettingsWrite(Authorizer):
-    """A non-admin: everything but writing nbtasklog.settings."""
-
-    def is_authorized(self, handler, user, action, resource):
-        return not (action == "write" and resource == "nbtasklog.settings")
-
-
-class NoNbtasklog(Authorizer):
-    """A user allowed the rest of Jupyter but nothing of nbtasklog, not even reading."""
-
-    def is_authorized(self, handler, user, action, resource):
-        return not resource.startswith("nbtasklog")
 
 
 def implemented(handler: type) -> list[str]:
