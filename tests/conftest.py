@@ -22,6 +22,16 @@ def db_path(tmp_path: Path) -> Path:
     return tmp_path / "logs.duckdb"
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A PostgreSQL server of the test session (tests/postgres.py), started when first asked for."""
+    from postgres import PostgresServer
+
+    server = PostgresServer().init()
+    yield server
+    server.remove()
+
+
 @pytest.fixture
 def fresh_registry() -> Registry:
     """An empty plugin registry (entry points still load on first lookup), so tests do not share names."""

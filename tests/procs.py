@@ -112,7 +112,17 @@ def spawn(scenario: str, *args: object, stdin: bool = False, env: dict[str, str]
 
 
 def read_db(path: Path | str, query: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
-    """Rows of `query` read straight from the DuckDB file (no engine may have it open)."""
+    """Rows of `query` read straight from the DuckDB file (no engine may have it open), or from the
+    PostgreSQL database a `postgresql+psycopg://` URL names (`?` placeholders either way)."""
+    if str(path).startswith("postgresql"):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(str(path))
+        try:
+            with engine.connect() as conn:
+                return [tuple(row) for row in conn.exec_driver_sql(query.replace("?", "%s"), tuple(params or ()))]
+        finally:
+            engine.dispose()
     import duckdb
 
     with duckdb.connect(str(path), read_only=True) as conn:

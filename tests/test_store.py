@@ -1,5 +1,6 @@
-"""The Store on a real DuckDB file: schema, the one-transaction write, queries with filters, task rows,
-delete, INTERRUPTED marks, retention candidates and settings, across reopenings of the file."""
+"""The Store on a real DuckDB file and on a real PostgreSQL server: schema, the one-transaction write,
+queries with filters, task rows, delete, INTERRUPTED marks, retention candidates and settings, across
+reopenings; analyst SQL (DuckDB only, and a clear refusal on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -48,8 +49,16 @@ def records(task_id: str, n: int, start: int = 1) -> list[LogRecord]:
     ]
 
 
+@pytest.fixture(params=["duckdb", "postgresql"])
+def db(request, tmp_path):
+    """Where a store keeps its data: a DuckDB file, or a new database on the session's PostgreSQL server."""
+    if request.param == "duckdb":
+        return tmp_path / "store.duckdb"
+    return request.getfixturevalue("postgres").new_database()
+
+
 @pytest.fixture
-def db(tmp_path):
+def duckdb_file(tmp_path):
     return tmp_path / "store.duckdb"
 
 
@@ -216,8 +225,9 @@ def test_settings_are_upserted_and_persist(store, db):
     again.close()
 
 
-def test_store_sql_keeps_queries_read_only_and_bounded(store):
+def test_store_sql_keeps_queries_read_only_and_bounded(duckdb_file):
     """Store.sql: rows and a truncation flag; writes, file access and extra statements are SQLErrors."""
+    store = Store(duckdb_file)
     store.write([row("t1")], records_to_arrow(records("t1", 30)))
     table, truncated = store.sql("select seq from task_logs order by seq", max_rows=10, timeout=5)
     assert table.column("seq").to_pylist() == list(range(1, 11)) and truncated
@@ -228,15 +238,28 @@ def test_store_sql_keeps_queries_read_only_and_bounded(store):
         with pytest.raises(SQLError):
             store.sql(query, max_rows=10, timeout=5)
     assert store.sql("select count(*) n from task_logs", max_rows=10, timeout=5)[0].to_pylist() == [{"n": 30}]
+    store.close()
+
+
+def test_store_sql_on_postgresql_is_refused_with_the_reason(postgres):
+    """Analyst SQL needs DuckDB's read-only transaction and its file sandbox; PostgreSQL says so."""
+    store = Store(postgres.new_database())
+    with pytest.raises(SQLError, match="available on DuckDB stores; this store is postgresql"):
+        store.sql("select 1", max_rows=10, timeout=5)
+    store.close()
 
 
 def test_database_urls_and_refused_targets(tmp_path):
-    """A plain path means a DuckDB file (made absolute); :memory: is refused with the reason."""
+    """A plain path means a DuckDB file (made absolute); PostgreSQL without a driver means psycopg 3;
+    :memory: and SQLite are refused with the reason."""
     url = database_url(tmp_path / "x.duckdb")
     assert url.get_backend_name() == "duckdb" and url.database == str((tmp_path / "x.duckdb").resolve())
-    assert database_url("postgresql://u@h/db").get_backend_name() == "postgresql"
+    assert database_url("postgresql://u@h/db").drivername == "postgresql+psycopg"  # psycopg 3, the tested driver
+    assert database_url("postgresql+psycopg2://u@h/db").drivername == "postgresql+psycopg2"  # a driver named is kept
     with pytest.raises(ValueError, match="memory"):
         Store("duckdb:///:memory:").load_settings()
+    with pytest.raises(ValueError, match="DuckDB .* or PostgreSQL, not 'sqlite'"):
+        Store(f"sqlite:///{tmp_path / 'x.db'}")
 
 
 def test_a_store_reconnects_after_reset(store):
@@ -248,7 +271,7 @@ def test_a_store_reconnects_after_reset(store):
     assert {t["id"] for t in store.list_tasks()} == {"t1", "t2"}
 
 
-def test_duckdb_connections_draw_no_progress_bar(db):
+def test_duckdb_connections_draw_no_progress_bar(duckdb_file):
     """DuckDB would draw a progress bar (an ipywidget in a kernel) into the running cell during a slow
     flush. Its default depends on the host (off under pytest), so a plain interpreter is asked."""
     script = (
@@ -256,7 +279,7 @@ def test_duckdb_connections_draw_no_progress_bar(db):
         "with Store(sys.argv[1]).engine.connect() as conn:\n"
         "    print(conn.exec_driver_sql(\"SELECT current_setting('enable_progress_bar')\").scalar())\n"
     )
-    out = subprocess.run([sys.executable, "-c", script, str(db)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", script, str(duckdb_file)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean, UserDefinedType
 
 metadata = MetaData()
@@ -100,11 +101,16 @@ LOG_COLUMNS = ("task_id", "seq", "timestamp", "level", "source", "message", "met
 
 
 # ---- JSON paths, per dialect -----------------------------------------------------------------
+# The path is part of the statement's cache key: SQLAlchemy reuses a compiled statement for an equal
+# key, and without it `meta.a=1` then `meta.b=1` ran the first path twice (seen on PostgreSQL).
+_PATH_IN_CACHE_KEY = [*FunctionElement._traverse_internals, ("path", InternalTraversal.dp_plain_obj)]
+
 class json_text(FunctionElement):
     """The scalar at a key path of a JSON column as text (NULL when absent, JSON null, an object or an array)."""
 
     type = Text()
     inherit_cache = True
+    _traverse_internals = _PATH_IN_CACHE_KEY
 
     def __init__(self, column: ColumnElement, path: tuple[str, ...]) -> None:
         self.path = path
@@ -116,6 +122,7 @@ class json_exists(FunctionElement):
 
     type = Boolean()
     inherit_cache = True
+    _traverse_internals = _PATH_IN_CACHE_KEY
 
     def __init__(self, column: ColumnElement, path: tuple[str, ...]) -> None:
         self.path = path
@@ -148,14 +155,19 @@ def _json_exists_default(element: json_exists, compiler: object, **kw: object) -
     return f"json_exists({_column(element, compiler, **kw)}, {_literal(compiler, _dollar_path(element.path), **kw)})"
 
 
+def _text_array(path: tuple[str, ...]) -> str:
+    # Written into the SQL: a bound parameter would be sent as VARCHAR, and #> takes text[]. The
+    # keys are [A-Za-z0-9_-]+ (checked by the filter), so nothing needs escaping.
+    return "'{" + ",".join(path) + "}'::text[]"
+
+
 @compiles(json_text, "postgresql")
 def _json_text_postgresql(element: json_text, compiler: object, **kw: object) -> str:
-    path = _literal(compiler, "{" + ",".join(element.path) + "}", **kw)
+    path = _text_array(element.path)
     column = _column(element, compiler, **kw)
     return f"(CASE WHEN jsonb_typeof({column} #> {path}) IN ('object', 'array') THEN NULL ELSE {column} #>> {path} END)"
 
 
 @compiles(json_exists, "postgresql")
 def _json_exists_postgresql(element: json_exists, compiler: object, **kw: object) -> str:
-    path = "{" + ",".join(element.path) + "}"
-    return f"({_column(element, compiler, **kw)} #> {_literal(compiler, path, **kw)} IS NOT NULL)"
+    return f"({_column(element, compiler, **kw)} #> {_text_array(element.path)} IS NOT NULL)"

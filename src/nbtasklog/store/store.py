@@ -51,7 +51,10 @@ def database_url(target: str | os.PathLike[str] | URL) -> URL:
         return target
     text = os.fspath(target)
     if "://" in text:
-        return make_url(text)
+        url = make_url(text)
+        # A PostgreSQL URL that names no driver gets psycopg 3 (the `postgresql` extra), the one
+        # nbtasklog is tested with; SQLAlchemy's own default would be psycopg2.
+        return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
     return make_url("duckdb:///" + str(Path(text).expanduser().resolve()))
 
 

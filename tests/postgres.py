@@ -1,0 +1,86 @@
+"""A throwaway PostgreSQL server for the tests: Debian's binaries, initdb into a temporary folder,
+listening on 127.0.0.1 only, stopped by whoever started it. `./dev test` installs PostgreSQL when
+it is missing. As root, the server runs as the `postgres` user (initdb refuses root).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+from procs import free_port
+
+
+def _bin_dir() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        raise RuntimeError("PostgreSQL is not installed: apt-get install postgresql (./dev test does)")
+    return Path(initdb).resolve().parent
+
+
+class PostgresServer:
+    """One PostgreSQL cluster; `url()` makes a fresh database on it."""
+
+    def __init__(self) -> None:
+        self.bin = _bin_dir()
+        self.home = Path(tempfile.mkdtemp(prefix="nbtasklog-pg-"))
+        self.data = self.home / "data"
+        self.port = free_port()
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            shutil.chown(self.home, "postgres", "postgres")
+
+    def _run(self, *args: str) -> None:
+        command = [str(self.bin / args[0]), *args[1:]]
+        if self.as_root:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            log = self.home / "server.log"
+            raise RuntimeError(f"{' '.join(args[:2])} failed:\n{done.stdout}\n{done.stderr}\n"
+                               f"{log.read_text() if log.exists() else ''}")
+
+    def init(self) -> PostgresServer:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale")
+        return self.start()
+
+    def start(self) -> PostgresServer:
+        # -k: the Unix socket in our folder, not /var/run/postgresql; -F: no fsync, a test cluster
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.home / "server.log"), "-w", "-t", "60",
+                  "-o", f"-h 127.0.0.1 -p {self.port} -k {self.home} -F", "start")
+        return self
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """The URL of a new, empty database on this server."""
+        import sqlalchemy
+
+        name = "t_" + uuid.uuid4().hex[:12]
+        engine = sqlalchemy.create_engine(self.url(), isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        finally:
+            engine.dispose()
+        return self.url(name)
+
+    def remove(self) -> None:
+        """Stop the server (if it runs) and delete its files."""
+        try:
+            self.stop()
+        except RuntimeError:
+            pass  # not running
+        shutil.rmtree(self.home, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""An Engine whose store is a real PostgreSQL server (tests/postgres.py): tasks, filtered reads, follow,
+stats and delete; a restart of the engine; and a database outage in the middle of a task that loses
+nothing. (The Store's own contract runs on PostgreSQL too: tests/test_store.py, parameter `postgresql`.)"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from postgres import PostgresServer
+from procs import poll, read_db
+
+import nbtasklog
+
+WAIT = 30.0
+
+
+def backup(params: dict[str, Any], context: Any) -> int:
+    """Records from two sources with metadata, a warning and an error, as a backup plugin writes them."""
+    api = context.logger.with_source("superset_api")
+    for i in range(params["n"]):
+        api.info("GET dashboard %d", i, dashboard_id=i, database={"uuid": f"db-{i % 2}"})
+        if i % 10 == 9:
+            context.logger.warning("dashboard %d is large", i, dashboard_id=i)
+    context.logger.error("dashboard 3 failed to export", dashboard_id=3)
+    return params["n"]
+
+
+@pytest.fixture
+def engines(tmp_path):
+    made: list[nbtasklog.Engine] = []
+
+    def make(url: str, **options: Any) -> nbtasklog.Engine:
+        engine = nbtasklog.Engine(url, flush_interval=0.05, spill_dir=tmp_path / "spill", handle_signals=False, **options)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in made:
+        engine.close(timeout=10)
+
+
+def test_an_engine_on_postgresql_runs_reads_and_deletes_tasks(postgres, engines):
+    """Run a task into PostgreSQL; read it filtered (level, source, text, nested metadata), follow it, count it,
+    read it again from a new engine, delete it with every record."""
+    url = postgres.new_database()
+    engine = engines(url)
+    task = engine.run_task(backup, {"n": 30})
+    assert task.wait(WAIT) == "SUCCESS" and task.result == 30
+    assert engine.flush()
+    everything = task.logs()
+    assert [r.seq for r in everything] == list(range(1, len(everything) + 1))
+    assert len(task.logs(source="superset_api")) == 30
+    assert [r.message for r in task.logs(level="WARNING")] == [
+        *(f"dashboard {i} is large" for i in (9, 19, 29)), "dashboard 3 failed to export"]
+    assert [r.message for r in task.logs(search="DASHBOARD 1")] == [
+        "GET dashboard 1", *(f"GET dashboard {i}" for i in range(10, 20)), "dashboard 19 is large"]
+    assert [r.metadata["dashboard_id"] for r in task.logs(meta={"database.uuid": "db-1"})] == list(range(1, 30, 2))
+    assert [r.message for r in task.logs(meta=["dashboard_id=3"], source="plugin")] == ["dashboard 3 failed to export"]
+    assert [r.seq for r in task.follow()] == [r.seq for r in everything]  # a finished task: its history, then the end
+    stats = task.stats()
+    assert stats["sources"]["superset_api"] == 30 and stats["levels"]["ERROR"] == 1
+    assert set(stats["metadata_keys"]) >= {"dashboard_id", "database"}
+    engine.close(timeout=10)
+
+    again = engines(url)
+    assert again.task(task.id).logs() == everything  # what a restart finds
+    again.task(task.id).delete()
+    assert read_db(url, "select count(*) from task_logs where task_id = ?", [task.id]) == [(0,)]
+    assert read_db(url, "select count(*) from tasks where id = ?", [task.id]) == [(0,)]
+
+
+def test_a_postgresql_outage_mid_task_loses_nothing(engines):
+    """The server stops while a task logs: the records wait (health says why), and once the server is back
+    every one is written, in order, exactly once."""
+    server = PostgresServer().init()
+    try:
+        url = server.new_database()
+        engine = engines(url)
+        half, resume = threading.Event(), threading.Event()
+
+        def job(params: dict[str, Any], context: Any) -> None:
+            for i in range(500):
+                context.logger.info("record %d", i)
+            half.set()
+            resume.wait(WAIT)
+            for i in range(500, 1000):
+                context.logger.info("record %d", i)
+
+        task = engine.run_task(job)
+        assert half.wait(WAIT)
+        poll(lambda: engine.health().pending == 0, WAIT, "the first half written")
+        server.stop()
+        resume.set()
+        assert task.wait(WAIT) == "SUCCESS"
+        health = poll(lambda: (h := engine.health()).last_error and h, WAIT, "the failed write reported")
+        assert health.pending >= 500 and "connect" in health.last_error.lower()
+        server.start()
+        poll(lambda: engine.health().pending == 0, WAIT, "the waiting records written after the outage")
+        rows = read_db(url, "select seq, message from task_logs where task_id = ? order by seq", [task.id])
+        assert [seq for seq, _ in rows] == list(range(1, 1003))  # started, 1,000 records, succeeded
+        assert [message for _, message in rows[1:-1]] == [f"record {i}" for i in range(1000)]
+        assert read_db(url, "select status from tasks where id = ?", [task.id]) == [("SUCCESS",)]
+    finally:
+        server.remove()
