@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from .conftest import ARTIFACTS, log_viewer, open_sidebar, task_row
+from .conftest import ARTIFACTS, log_rows, log_viewer, open_sidebar, task_row
 
 
 def start_backup(lab, panel, dashboards: int, delay: float) -> str:
@@ -43,6 +43,19 @@ def test_sidebar_lists_opens_and_settings_apply_to_new_tasks(lab, page):
     assert viewer.get_by_role("progressbar", name="Progress").get_attribute("aria-valuenow") == "100"
     assert panel.get_by_role("alert").all_inner_texts() == []  # no error shown anywhere in the panel
     page.screenshot(path=str(ARTIFACTS / "sidebar.png"))
+
+    # The same log, with room: a tab of the main area, named after the plugin; asked twice, one tab
+    for _ in range(2):
+        panel.get_by_role("button", name=f"Open in a tab: the log of task {task_id}").click()
+    tab = page.get_by_role("tab", name=f"dashboard_backup {task_id[-6:]}")
+    expect(tab).to_have_count(1)
+    expect(tab).to_have_attribute("aria-selected", "true")
+    in_tab = log_viewer(page.get_by_role("main"), task_id)
+    expect(log_rows(in_tab).filter(has_text="Backup finished")).to_have_count(1)
+    assert in_tab.bounding_box()["width"] > 2 * viewer.bounding_box()["width"]  # wider than the side panel
+    page.screenshot(path=str(ARTIFACTS / "log-tab.png"))
+    tab.click(button="middle")  # closes a tab in JupyterLab; the viewer goes with it
+    expect(tab).to_have_count(0)
 
     # US4.4: the admin sets the task log level to WARNING; a new task persists WARNING and ERROR only
     panel.get_by_role("tab", name="Settings").click()

@@ -1,6 +1,7 @@
 /**
  * The JupyterLab sidebar: task list (live through tasks/stream), the form that starts a plugin,
- * cancel and delete, the selected task's log, and the logging settings. Talks to the server only.
+ * cancel and delete, the selected task's log, and the logging settings; and a task's log as a tab
+ * of the main area (command nbtasklog:open-log), where it has room. Talks to the server only.
  */
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { listIcon } from '@jupyterlab/ui-components';
@@ -8,6 +9,32 @@ import { Widget } from '@lumino/widgets';
 import { SettingsView, TaskListPanel } from '../core/panels';
 import { LogViewer } from '../core/viewer';
 import { RestTransport } from './rest';
+
+/** One task's log in the main area, as a closable tab. */
+export class TaskLogTab extends Widget {
+  private viewer: LogViewer;
+
+  constructor(transport: RestTransport, readonly taskId: string) {
+    super();
+    this.id = `nbtasklog-log-${taskId}`;
+    this.addClass('ntl-tab');
+    this.title.label = `Log ${taskId.slice(-6)}`;
+    this.title.caption = `Log of task ${taskId}`;
+    this.title.icon = listIcon;
+    this.title.closable = true;
+    const host = this.node.ownerDocument.createElement('div');
+    host.className = 'ntl-fill';
+    this.node.appendChild(host);
+    this.viewer = new LogViewer(host, transport, taskId);
+    // The task's plugin, once known, names the tab.
+    void transport.task(taskId).then((task) => (this.title.label = `${task.plugin ?? 'task'} ${taskId.slice(-6)}`), () => undefined);
+  }
+
+  dispose(): void {
+    this.viewer.destroy();
+    super.dispose();
+  }
+}
 
 export class TaskLogSidebar extends Widget {
   private transport = new RestTransport();
@@ -18,8 +45,11 @@ export class TaskLogSidebar extends Widget {
   private viewerArea: HTMLElement;
   private settingsArea: HTMLElement;
   private tabs: HTMLButtonElement[] = [];
+  private tabButton: HTMLButtonElement;
+  private viewerHost: HTMLElement;
 
-  constructor() {
+  /** `openInTab(id)` shows a task's log in the main area. */
+  constructor(private readonly openInTab: (taskId: string) => void) {
     super();
     this.id = 'nbtasklog-sidebar';
     this.addClass('ntl-sidebar');
@@ -48,7 +78,15 @@ export class TaskLogSidebar extends Widget {
     this.tasksArea = d.createElement('div');
     this.tasksArea.className = 'ntl-sidebar-tasks';
     this.viewerArea = d.createElement('div');
-    this.viewerArea.className = 'ntl-sidebar-viewer ntl-fill';
+    this.viewerArea.className = 'ntl-sidebar-viewer';
+    this.tabButton = d.createElement('button');
+    this.tabButton.type = 'button';
+    this.tabButton.className = 'ntl-button ntl-open-tab';
+    this.tabButton.textContent = 'Open in a tab';
+    this.tabButton.addEventListener('click', () => this.viewer && this.openInTab(this.viewer.taskId));
+    this.viewerHost = d.createElement('div');
+    this.viewerHost.className = 'ntl-fill';
+    this.viewerArea.append(this.tabButton, this.viewerHost);
     this.settingsArea = d.createElement('div');
     this.settingsArea.className = 'ntl-sidebar-settings';
     for (const [area, name] of [[this.tasksArea, 'tasks'], [this.settingsArea, 'settings']] as const) {
@@ -75,7 +113,8 @@ export class TaskLogSidebar extends Widget {
 
   open(taskId: string): void {
     this.viewer?.destroy();
-    this.viewer = new LogViewer(this.viewerArea, this.transport, taskId);
+    this.viewer = new LogViewer(this.viewerHost, this.transport, taskId);
+    this.tabButton.setAttribute('aria-label', `Open in a tab: the log of task ${taskId}`); // the visible text first (label in name)
     this.viewerArea.hidden = false;
   }
 
@@ -92,7 +131,24 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Per-task logs: task list, log viewer and logging settings in the left sidebar.',
   autoStart: true,
   activate: (app: JupyterFrontEnd) => {
-    const sidebar = new TaskLogSidebar();
+    const transport = new RestTransport();
+    const open = new Map<string, TaskLogTab>();
+    app.commands.addCommand('nbtasklog:open-log', {
+      label: 'Open a task log in a tab',
+      describedBy: { args: { type: 'object', properties: { taskId: { type: 'string' } }, required: ['taskId'] } },
+      execute: (args) => {
+        const taskId = String(args.taskId);
+        let tab = open.get(taskId);
+        if (!tab || tab.isDisposed) {
+          tab = new TaskLogTab(transport, taskId);
+          open.set(taskId, tab);
+          tab.disposed.connect(() => open.delete(taskId));
+          app.shell.add(tab, 'main');
+        }
+        app.shell.activateById(tab.id);
+      },
+    });
+    const sidebar = new TaskLogSidebar((taskId) => void app.commands.execute('nbtasklog:open-log', { taskId }));
     app.shell.add(sidebar, 'left', { rank: 600 });
   },
 };
