@@ -64,18 +64,22 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def new_database(self) -> str:
-        """The URL of a new, empty database on this server."""
+    def new_database(self, role: str | None = None) -> str:
+        """The URL of a new, empty database on this server: as the superuser `postgres`, or as `role`
+        (made if new: a login without superuser or file rights), which then owns the database."""
         import sqlalchemy
 
         name = "t_" + uuid.uuid4().hex[:12]
         engine = sqlalchemy.create_engine(self.url(), isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as conn:
-                conn.exec_driver_sql(f"CREATE DATABASE {name}")
+                if role is not None and conn.exec_driver_sql("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).first() is None:
+                    conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+                conn.exec_driver_sql(f"CREATE DATABASE {name}" + (f" OWNER {role}" if role else ""))
         finally:
             engine.dispose()
-        return self.url(name)
+        url = self.url(name)
+        return url.replace("//postgres@", f"//{role}@") if role else url
 
     def remove(self) -> None:
         """Stop the server (if it runs) and delete its files."""

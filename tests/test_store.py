@@ -241,10 +241,37 @@ def test_store_sql_keeps_queries_read_only_and_bounded(duckdb_file):
     store.close()
 
 
-def test_store_sql_on_postgresql_is_refused_with_the_reason(postgres):
-    """Analyst SQL needs DuckDB's read-only transaction and its file sandbox; PostgreSQL says so."""
+def test_store_sql_on_postgresql_is_read_only_bounded_and_without_files(postgres):
+    """On PostgreSQL: one statement in a read-only transaction with a time limit, JSON paths work; writes,
+    file access, a second statement and an overlong query are SQLErrors, and the store goes on working."""
+    store = Store(postgres.new_database(role="analyst"))
+    store.write([row("t1")], records_to_arrow(records("t1", 30)))
+    table, truncated = store.sql("select seq from task_logs order by seq", max_rows=10, timeout=5)
+    assert table.column("seq").to_pylist() == list(range(1, 11)) and truncated
+    odd_with_meta = [seq for seq in range(1, 31) if seq % 2 and seq % 5]
+    table, truncated = store.sql("select count(*) n from task_logs where metadata->'db'->>'id' = 'd1' and message like '%✓'",
+                                 max_rows=10, timeout=5)
+    assert table.to_pylist() == [{"n": len(odd_with_meta)}] and not truncated
+    refused = {
+        "delete from task_logs": "read-only",
+        "with x as (delete from task_logs returning *) select * from x": "read-only",
+        "select pg_read_file('/etc/hostname')": "permission denied",
+        "copy (select 1) to '/tmp/nbtasklog-copy'": "permission denied|pg_write_server_files",
+        "select 1; select 2": "exactly one SQL statement",
+        "select pg_sleep(5)": "0.5 s time limit",
+        "selec 1": "syntax error",
+    }
+    for query, reason in refused.items():
+        with pytest.raises(SQLError, match=reason):
+            store.sql(query, max_rows=10, timeout=0.5)
+    assert store.sql("select count(*) n from task_logs", max_rows=10, timeout=5)[0].to_pylist() == [{"n": 30}]
+    store.close()
+
+
+def test_store_sql_on_postgresql_refuses_a_role_that_can_reach_files(postgres):
+    """A superuser can read and write the server's files even in a read-only transaction: refused, saying why."""
     store = Store(postgres.new_database())
-    with pytest.raises(SQLError, match="available on DuckDB stores; this store is postgresql"):
+    with pytest.raises(SQLError, match="role 'postgres': it can read and write the server's files"):
         store.sql("select 1", max_rows=10, timeout=5)
     store.close()
 

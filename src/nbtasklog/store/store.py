@@ -258,10 +258,11 @@ class Store:
         """Run one read-only analyst query; returns (rows, truncated).
 
         Only a single SELECT (or EXPLAIN) is accepted, and DuckDB's external access is off for the
-        whole database, so SQL can neither write nor touch files.
+        whole database, so SQL can neither write nor touch files. On PostgreSQL: one statement in a
+        read-only transaction with a statement_timeout, and only for a role without file access.
         """
         if not self.is_duckdb:
-            raise SQLError(f"analyst SQL is available on DuckDB stores; this store is {self.url.get_backend_name()}")
+            return self._sql_postgresql(query, max_rows, timeout)
         import duckdb
 
         with self.engine.connect() as conn:
@@ -300,6 +301,64 @@ class Store:
             finally:
                 cursor.close()
         return table.slice(0, max_rows), table.num_rows > max_rows
+
+    def _sql_postgresql(self, query: str, max_rows: int, timeout: float) -> tuple[pa.Table, bool]:
+        import psycopg
+
+        connection = self.engine.raw_connection()
+        try:
+            raw = connection.driver_connection  # psycopg 3
+            with raw.cursor() as cursor:
+                cursor.execute("SET TRANSACTION READ ONLY")
+                cursor.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+                # A read-only transaction still lets a superuser (or a pg_*_server_files member)
+                # read and write server files (pg_read_file, COPY ... TO): refuse such a role.
+                cursor.execute(
+                    "SELECT current_user, rolsuper OR pg_has_role(current_user, 'pg_read_server_files', 'MEMBER')"
+                    " OR pg_has_role(current_user, 'pg_write_server_files', 'MEMBER')"
+                    " OR pg_has_role(current_user, 'pg_execute_server_program', 'MEMBER')"
+                    " FROM pg_roles WHERE rolname = current_user"
+                )
+                role, files = cursor.fetchone() or ("?", True)
+                if files:
+                    raise SQLError(f"analyst SQL does not run as PostgreSQL role {role!r}: it can read and write the "
+                                   "server's files; give the store a role without superuser or pg_*_server_* rights")
+            # Binary results make psycopg use the extended protocol, which takes one statement only
+            # (the simple one would run "SELECT 1; DELETE ..." whole); a RawCursor leaves % alone.
+            with psycopg.RawCursor(raw) as cursor:
+                try:
+                    cursor.execute(query, binary=True)
+                    if cursor.description is None:
+                        raise SQLError("only queries that return rows (SELECT) are allowed")
+                    names = [column.name for column in cursor.description]
+                    rows = cursor.fetchmany(max_rows + 1)
+                except psycopg.errors.QueryCanceled:
+                    raise SQLError(f"query cancelled after the {timeout:g} s time limit") from None
+                except psycopg.errors.ReadOnlySqlTransaction as error:
+                    raise SQLError(f"only read-only queries are allowed: {error}") from None
+                except psycopg.errors.SyntaxError as error:
+                    if "multiple commands" in str(error):
+                        raise SQLError("give exactly one SQL statement") from None
+                    raise SQLError(f"SQL syntax error: {error}") from None
+                except psycopg.Error as error:
+                    raise SQLError(str(error).strip()) from None
+            raw.rollback()
+        finally:
+            connection.close()
+        truncated = len(rows) > max_rows
+        return _rows_to_arrow(names, rows[:max_rows]), truncated
+
+
+def _rows_to_arrow(names: list[str], rows: list[tuple[Any, ...]]) -> pa.Table:
+    """Query rows as Arrow columns; a column Arrow cannot type (mixed JSON values) becomes JSON text."""
+    columns = []
+    for i in range(len(names)):
+        values = [row[i] for row in rows]
+        try:
+            columns.append(pa.array(values))
+        except (pa.ArrowException, TypeError, ValueError):
+            columns.append(pa.array([None if v is None else json.dumps(v, default=str) for v in values], pa.string()))
+    return pa.Table.from_arrays(columns, names=names)
 
 
 def _upsert(conn: Any, table: Any, rows: list[Mapping[str, Any]]) -> None:
