@@ -27,9 +27,11 @@ def postgres() -> Iterator[Any]:
     """A PostgreSQL server of the test session (tests/postgres.py), started when first asked for."""
     from postgres import PostgresServer
 
-    server = PostgresServer().init()
-    yield server
-    server.remove()
+    server = PostgresServer()
+    try:
+        yield server.init()
+    finally:
+        server.remove()
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL server for the tests: Debian's binaries, initdb into a temporary folder,
-listening on 127.0.0.1 only, stopped by whoever started it. `./dev test` installs PostgreSQL when
-it is missing. As root, the server runs as the `postgres` user (initdb refuses root).
+reached only through a Unix socket in that folder (no TCP port: nothing to race for, nothing
+reachable from outside), stopped by whoever started it. `./dev test` installs PostgreSQL when it is
+missing. As root, the server runs as the `postgres` user (initdb refuses root).
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
-
-from procs import free_port
 
 
 def _bin_dir() -> Path:
@@ -33,7 +32,6 @@ class PostgresServer:
         self.bin = _bin_dir()
         self.home = Path(tempfile.mkdtemp(prefix="nbtasklog-pg-"))
         self.data = self.home / "data"
-        self.port = free_port()
         self.as_root = os.geteuid() == 0
         if self.as_root:
             shutil.chown(self.home, "postgres", "postgres")
@@ -53,16 +51,16 @@ class PostgresServer:
         return self.start()
 
     def start(self) -> PostgresServer:
-        # -k: the Unix socket in our folder, not /var/run/postgresql; -F: no fsync, a test cluster
+        # -h '': no TCP; -k: the Unix socket in our folder, not /var/run/postgresql; -F: no fsync
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.home / "server.log"), "-w", "-t", "60",
-                  "-o", f"-h 127.0.0.1 -p {self.port} -k {self.home} -F", "start")
+                  "-o", f"-h '' -k {self.home} -F", "start")
         return self
 
     def stop(self) -> None:
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
 
     def url(self, database: str = "postgres") -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg://postgres@/{database}?host={self.home}"
 
     def new_database(self, role: str | None = None) -> str:
         """The URL of a new, empty database on this server: as the superuser `postgres`, or as `role`

@@ -631,3 +631,25 @@ def test_a_write_gives_short_gil_turns_and_then_the_interval_back(engine, monkey
         assert sys.getswitchinterval() == 0.002
     finally:
         sys.setswitchinterval(before)
+
+
+def test_short_gil_turns_last_until_the_last_of_overlapping_writes():
+    """Two engines' flushers writing at once: the interval comes back when the second write ends, not the first."""
+    from nbtasklog.store.buffer import _ShortGilTurns
+
+    before = sys.getswitchinterval()
+    turns = _ShortGilTurns(0.0005)
+    try:
+        turns.__enter__()
+        turns.__enter__()  # another engine's write begins
+        turns.__exit__(None, None, None)  # the first ends
+        assert sys.getswitchinterval() == 0.0005
+        turns.__exit__(None, None, None)
+        assert sys.getswitchinterval() == before
+        sys.setswitchinterval(0.0001)  # shorter than ours already: left alone
+        shorter = sys.getswitchinterval()
+        with turns:
+            assert sys.getswitchinterval() == shorter
+        assert sys.getswitchinterval() == shorter
+    finally:
+        sys.setswitchinterval(before)

@@ -67,6 +67,7 @@ def test_empty_strings_mean_not_given():
     ({"meta": {"a b": 1}}, "bad metadata key 'a b'"),
     ({"meta": ["a..b=1"]}, "bad metadata key 'a..b'"),
     ({"meta": {"$.a": 1}}, "use letters, digits, '_' or '-'"),
+    ({"meta": {"a\n.b": 1}}, "bad metadata key 'a\\n.b'"),  # a key must be all letters etc., a newline included
     ({"meta": {"a": {"b": 1}}}, "not dict"),
     ({"meta": [3]}, "metadata condition must be 'key=value' or 'key'"),
     ({"after": -1}, "after must be at least 0, not -1"),
@@ -90,6 +91,16 @@ def test_make_filter_errors_say_which_part_and_why(kwargs, fragment):
         make_filter(**kwargs)
     assert fragment in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+def test_json_paths_written_into_sql_check_their_keys_too():
+    """The SQL functions take only [A-Za-z0-9_-]+ keys, even when given a path without make_filter."""
+    from nbtasklog.store.schema import json_exists, json_text, task_logs
+
+    for path in (("a'",), ("a\n",), ("a", "b}"), ()):
+        for function in (json_text, json_exists):
+            with pytest.raises(ValueError, match="bad metadata key path"):
+                function(task_logs.c.metadata, path)
 
 
 # ---- matches ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 from procs import poll, read_db
+from sqlalchemy import make_url
 
 from nbtasklog import make_filter
 from nbtasklog.record import LogRecord, datetime_to_us
@@ -283,6 +284,7 @@ def test_database_urls_and_refused_targets(tmp_path):
     assert url.get_backend_name() == "duckdb" and url.database == str((tmp_path / "x.duckdb").resolve())
     assert database_url("postgresql://u@h/db").drivername == "postgresql+psycopg"  # psycopg 3, the tested driver
     assert database_url("postgresql+psycopg2://u@h/db").drivername == "postgresql+psycopg2"  # a driver named is kept
+    assert database_url(make_url("postgresql://u@h/db")).drivername == "postgresql+psycopg"  # a URL object too
     with pytest.raises(ValueError, match="memory"):
         Store("duckdb:///:memory:").load_settings()
     with pytest.raises(ValueError, match="DuckDB .* or PostgreSQL, not 'sqlite'"):

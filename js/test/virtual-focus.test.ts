@@ -32,3 +32,30 @@ it('refresh gives the focus back to the same control of the same row', () => {
   expect(active).not.toBe(before); // a new node ...
   expect(active.textContent).toBe('copy 3'); // ... for the same control
 });
+
+it('refresh fills rows still in view in their own elements: the focused control stays the same node', () => {
+  const scroll = document.createElement('div');
+  scroll.tabIndex = 0;
+  document.body.appendChild(scroll);
+  fakeScrolling(scroll, 400);
+  let version = 1;
+  const list = new VirtualRows({
+    scrollElement: scroll,
+    rowHeight: 20,
+    count: 10,
+    initialRect: { width: 600, height: 400 },
+    getKey: (i) => i,
+    renderRow: (row, i) => {
+      // as render.ts does: the row's elements are kept, only their text is written again
+      const button = (row.firstElementChild as HTMLButtonElement | null) ?? row.appendChild(document.createElement('button'));
+      button.textContent = `copy ${i} v${version}`;
+    },
+  });
+  const before = list.inner.querySelector<HTMLElement>('[data-index="3"] button')!;
+  before.focus();
+  version = 2;
+  list.refresh();
+  expect(document.activeElement).toBe(before);
+  expect(before.textContent).toBe('copy 3 v2');
+  expect(list.inner.querySelectorAll('button').length).toBe(10);
+});

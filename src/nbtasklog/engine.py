@@ -306,7 +306,8 @@ class Engine:
 
     def _wait_remote(self, task_id: str, timeout: float | None) -> None:
         """A server's task ends when its task-list WebSocket says so (no polling); the task is read once
-        each time the socket opens, in case it ended meanwhile."""
+        each time the socket opens, in case it ended meanwhile. If the socket gives up (refused, or
+        no server for a minute), the task's row is polled instead, which says what is wrong."""
         ended = threading.Event()
 
         def on_change(row: dict[str, Any]) -> None:
@@ -314,16 +315,24 @@ class Engine:
                 ended.set()
 
         def on_connect() -> None:
-            if self.task_info(task_id)["status"] not in ACTIVE:
+            try:
+                if self.task_info(task_id)["status"] not in ACTIVE:
+                    ended.set()
+            except UnknownTaskError:  # deleted meanwhile: the caller's next read says so
                 ended.set()
 
-        on_connect()  # an unknown or finished task answers at once, without a socket
-        if ended.is_set():
+        if self.task_info(task_id)["status"] not in ACTIVE:  # a finished task answers at once; an unknown one raises
             return
+        deadline = None if timeout is None else time.monotonic() + timeout
         watch = self.store.watch_tasks(on_change, on_connect)  # type: ignore[union-attr]
         try:
-            if not ended.wait(timeout):
-                raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+            while not ended.wait(0.25):
+                left = None if deadline is None else deadline - time.monotonic()
+                if watch.failed:
+                    wait_until(lambda: self.task_info(task_id)["status"] not in ACTIVE, left, f"task {task_id}")
+                    return
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
         finally:
             watch.close()
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from .levels import LEVEL_VALUES, Level, levels_at_or_above, parse_level
 from .record import LogRecord, datetime_to_us, us_to_datetime
 
-_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]+$")
+KEY_SEGMENT = re.compile(r"[A-Za-z0-9_\-]+")  # one metadata key; whole-string match only (fullmatch)
 MAX_LIMIT = 100_000
 
 
@@ -285,7 +285,7 @@ def parse_meta(meta: Mapping[str, Any] | Iterable[str] | None) -> tuple[MetaCond
     conditions = []
     for key, value in items:
         path = tuple(str(key).strip().split("."))
-        if not all(_KEY_SEGMENT.match(part) for part in path):
+        if not all(KEY_SEGMENT.fullmatch(part) for part in path):
             raise FilterError(
                 f"bad metadata key {key!r}: use letters, digits, '_' or '-', with '.' between nested keys"
             )

@@ -56,6 +56,9 @@ def test_sidebar_lists_opens_and_settings_apply_to_new_tasks(lab, page):
     page.screenshot(path=str(ARTIFACTS / "log-tab.png"))
     tab.click(button="middle")  # closes a tab in JupyterLab; the viewer goes with it
     expect(tab).to_have_count(0)
+    panel.get_by_role("button", name=f"Open in a tab: the log of task {task_id}").click()  # and it opens again
+    expect(log_rows(log_viewer(page.get_by_role("main"), task_id)).filter(has_text="Backup finished")).to_have_count(1)
+    tab.click(button="middle")
 
     # US4.4: the admin sets the task log level to WARNING; a new task persists WARNING and ERROR only
     panel.get_by_role("tab", name="Settings").click()

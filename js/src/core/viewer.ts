@@ -279,6 +279,7 @@ export class LogViewer {
     this.view.setFilter(filter);
     this.match = { position: -1, occurrence: -1 };
     this.focusedPosition = -1;
+    this.ui.current.textContent = ''; // no current record in the new view until the keyboard picks one
     this.redraw(true);
     if (!filter.narrows(this.streamFilter)) {
       this.streamFilter = filter;
@@ -546,6 +547,7 @@ export class LogViewer {
     }
     this.pause();
     this.focusRow(position);
+    this.announce(position);
     this.say(`First error: record ${this.view.at(position).seq}.`);
   }
 
@@ -585,6 +587,7 @@ export class LogViewer {
     } else if (e.key === 'End') {
       e.preventDefault();
       this.focusedPosition = -1;
+      this.ui.current.textContent = '';
       this.jumpToLatest();
     } else if ((e.key === 'Enter' || e.key === ' ') && this.focusedPosition >= 0) {
       e.preventDefault();

@@ -44,6 +44,8 @@ export class VirtualRows {
   private rows = new Map<RowKey, HTMLElement>();
   /** Rows out of range, to be filled with items coming into range (the rest are removed). */
   private spare: HTMLElement[] = [];
+  /** During refresh(): the rows whose content is to be made again. */
+  private stale: Set<HTMLElement> | null = null;
   private count: number;
   private rowHeight: number;
   private heightLearned = false;
@@ -136,10 +138,15 @@ export class VirtualRows {
         focusAt = [...row.querySelectorAll(FOCUSABLE)].indexOf(active);
       }
     }
-    this.spare.push(...this.rows.values());
-    this.rows.clear();
-    this.render();
-    if (focusKey !== undefined) {
+    // Rows still in range are filled again in their own element (the focus stays where it is when
+    // renderRow keeps the elements); the others are recycled as usual.
+    this.stale = new Set(this.rows.values());
+    try {
+      this.render();
+    } finally {
+      this.stale = null;
+    }
+    if (focusKey !== undefined && !(active && active.isConnected && this.rows.get(focusKey)?.contains(active))) {
       const row = this.rows.get(focusKey);
       ((row && row.querySelectorAll<HTMLElement>(FOCUSABLE)[focusAt]) || this.options.scrollElement).focus();
     }
@@ -351,6 +358,10 @@ export class VirtualRows {
         row.dataset.index = String(index);
         this.options.renderRow(row, index);
         this.rows.set(key, row);
+        fresh.push([key, row, index]);
+      } else if (this.stale?.delete(row)) {
+        row.dataset.index = String(index);
+        this.options.renderRow(row, index);
         fresh.push([key, row, index]);
       } else if (row.dataset.index !== String(index)) {
         row.dataset.index = String(index);

@@ -5,6 +5,7 @@
  */
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { listIcon } from '@jupyterlab/ui-components';
+import type { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
 import { SettingsView, TaskListPanel } from '../core/panels';
 import { LogViewer } from '../core/viewer';
@@ -30,7 +31,14 @@ export class TaskLogTab extends Widget {
     void transport.task(taskId).then((task) => (this.title.label = `${task.plugin ?? 'task'} ${taskId.slice(-6)}`), () => undefined);
   }
 
+  /** Closing the tab ends it: the viewer's socket and timers go too (the shell only detaches it). */
+  protected onCloseRequest(msg: Message): void {
+    super.onCloseRequest(msg);
+    this.dispose();
+  }
+
   dispose(): void {
+    if (this.isDisposed) return;
     this.viewer.destroy();
     super.dispose();
   }
@@ -137,7 +145,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: 'Open a task log in a tab',
       describedBy: { args: { type: 'object', properties: { taskId: { type: 'string' } }, required: ['taskId'] } },
       execute: (args) => {
-        const taskId = String(args.taskId);
+        if (typeof args.taskId !== 'string' || !args.taskId) throw new Error('nbtasklog:open-log needs {"taskId": "…"}');
+        const taskId = args.taskId;
         let tab = open.get(taskId);
         if (!tab || tab.isDisposed) {
           tab = new TaskLogTab(transport, taskId);

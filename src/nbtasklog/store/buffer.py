@@ -16,8 +16,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from itertools import count
@@ -44,23 +44,38 @@ WATCH = 0.05  # seconds between looks at the queue length
 WRITE_SWITCH_INTERVAL = 0.0005
 
 
-@contextmanager
-def _short_gil_turns(interval: float) -> Iterator[None]:
-    """Let threads waiting for the GIL get it after `interval` s, for the duration of the block.
+class _ShortGilTurns:
+    """While any flusher of the process writes, threads waiting for the GIL get it after `interval` s.
 
-    The previous interval comes back unless someone set another one meanwhile; a shorter one is kept.
+    Shared by every engine of the process: the interval found is put back when the last write ends,
+    unless someone set another one meanwhile; a shorter one found is left alone.
     """
-    before = sys.getswitchinterval()
-    if before <= interval:
-        yield
-        return
-    sys.setswitchinterval(interval)
-    ours = sys.getswitchinterval()
-    try:
-        yield
-    finally:
-        if sys.getswitchinterval() == ours:
-            sys.setswitchinterval(before)
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._writers = 0
+        self._before = 0.0
+        self._ours: float | None = None  # the value we set, or None when we set nothing
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._writers == 0:
+                self._before = sys.getswitchinterval()
+                self._ours = None
+                if self._before > self.interval:
+                    sys.setswitchinterval(self.interval)
+                    self._ours = sys.getswitchinterval()
+            self._writers += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._writers -= 1
+            if self._writers == 0 and self._ours is not None and sys.getswitchinterval() == self._ours:
+                sys.setswitchinterval(self._before)
+
+
+_write_turns = _ShortGilTurns(WRITE_SWITCH_INTERVAL)
 
 
 @dataclass
@@ -216,7 +231,7 @@ class WriteBuffer:
                     return True
                 try:
                     table = batch.load() if batch is not None else None
-                    with _short_gil_turns(WRITE_SWITCH_INTERVAL):
+                    with _write_turns if self.store.is_duckdb else nullcontext():
                         self.store.write(tasks.values(), table, settings)
                 except Exception as error:  # any failure: keep everything, retry later
                     self._failed(error)

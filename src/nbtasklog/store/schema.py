@@ -23,6 +23,8 @@ from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean, UserDefinedType
 
+from ..filter import KEY_SEGMENT
+
 metadata = MetaData()
 
 
@@ -105,32 +107,36 @@ LOG_COLUMNS = ("task_id", "seq", "timestamp", "level", "source", "message", "met
 # key, and without it `meta.a=1` then `meta.b=1` ran the first path twice (seen on PostgreSQL).
 _PATH_IN_CACHE_KEY = [*FunctionElement._traverse_internals, ("path", InternalTraversal.dp_plain_obj)]
 
-class json_text(FunctionElement):
+
+class _JsonPath(FunctionElement):
+    """A key path into a JSON column; each key is checked here too, since the path is written into SQL."""
+
+    inherit_cache = True
+    _traverse_internals = _PATH_IN_CACHE_KEY
+
+    def __init__(self, column: ColumnElement, path: tuple[str, ...]) -> None:
+        if not path or not all(isinstance(key, str) and KEY_SEGMENT.fullmatch(key) for key in path):
+            raise ValueError(f"bad metadata key path {path!r}")
+        self.path = path
+        super().__init__(column)
+
+
+class json_text(_JsonPath):
     """The scalar at a key path of a JSON column as text (NULL when absent, JSON null, an object or an array)."""
 
     type = Text()
     inherit_cache = True
-    _traverse_internals = _PATH_IN_CACHE_KEY
-
-    def __init__(self, column: ColumnElement, path: tuple[str, ...]) -> None:
-        self.path = path
-        super().__init__(column)
 
 
-class json_exists(FunctionElement):
+class json_exists(_JsonPath):
     """True when a key path is present in a JSON column."""
 
     type = Boolean()
     inherit_cache = True
-    _traverse_internals = _PATH_IN_CACHE_KEY
-
-    def __init__(self, column: ColumnElement, path: tuple[str, ...]) -> None:
-        self.path = path
-        super().__init__(column)
 
 
 def _dollar_path(path: tuple[str, ...]) -> str:
-    # Keys are checked by the filter to be [A-Za-z0-9_-]+, so quoting each one is enough.
+    # Keys are [A-Za-z0-9_-]+ (checked by _JsonPath), so quoting each one is enough.
     return "$" + "".join(f'."{part}"' for part in path)
 
 
@@ -157,7 +163,7 @@ def _json_exists_default(element: json_exists, compiler: object, **kw: object) -
 
 def _text_array(path: tuple[str, ...]) -> str:
     # Written into the SQL: a bound parameter would be sent as VARCHAR, and #> takes text[]. The
-    # keys are [A-Za-z0-9_-]+ (checked by the filter), so nothing needs escaping.
+    # keys are [A-Za-z0-9_-]+ (checked by _JsonPath), so nothing needs escaping.
     return "'{" + ",".join(path) + "}'::text[]"
 
 

@@ -48,14 +48,15 @@ class SQLError(ValueError):
 def database_url(target: str | os.PathLike[str] | URL) -> URL:
     """A SQLAlchemy URL from a URL or a plain file path (a path means a DuckDB file)."""
     if isinstance(target, URL):
-        return target
-    text = os.fspath(target)
-    if "://" in text:
+        url = target
+    else:
+        text = os.fspath(target)
+        if "://" not in text:
+            return make_url("duckdb:///" + str(Path(text).expanduser().resolve()))
         url = make_url(text)
-        # A PostgreSQL URL that names no driver gets psycopg 3 (the `postgresql` extra), the one
-        # nbtasklog is tested with; SQLAlchemy's own default would be psycopg2.
-        return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
-    return make_url("duckdb:///" + str(Path(text).expanduser().resolve()))
+    # A PostgreSQL URL that names no driver gets psycopg 3 (the `postgresql` extra), the one
+    # nbtasklog is tested with; SQLAlchemy 2.0's own default would be psycopg2.
+    return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
 
 
 def records_to_arrow(records: list[LogRecord]) -> pa.Table:
