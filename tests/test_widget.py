@@ -131,7 +131,16 @@ def test_task_list_hears_changes_and_settings_update(engine):
     task.wait(10)
     rec.wait(lambda m: m.get("type") == "task" and m["task"]["id"] == task.id and m["task"]["status"] == "SUCCESS")
     listing = request(tasks, rec, 1, "tasks")["result"]
-    assert task.id in [t["id"] for t in listing]
+    assert task.id in [t["id"] for t in listing["tasks"]] and listing["cursor"] is None
+    other = engine.run_task(lambda p, ctx: 1 / 0, {})
+    other.wait(10)
+    # the same query as GET tasks: by status and plugin, a page at a time with the cursor
+    failed = request(tasks, rec, 3, "tasks", status="FAILED")["result"]
+    assert [t["id"] for t in failed["tasks"]] == [other.id]
+    first = request(tasks, rec, 4, "tasks", limit=1)["result"]
+    assert [t["id"] for t in first["tasks"]] == [other.id] and first["cursor"] == other.id
+    rest = request(tasks, rec, 5, "tasks", limit=1, before=first["cursor"])["result"]
+    assert [t["id"] for t in rest["tasks"]] == [task.id]
     request(tasks, rec, 2, "delete", task_id=task.id)
     rec.wait(lambda m: m.get("type") == "deleted" and m["id"] == task.id)
     tasks.close()

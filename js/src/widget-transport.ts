@@ -10,6 +10,8 @@ import {
   type PluginInfo,
   type SettingsInfo,
   type StreamEvents,
+  type TaskPage,
+  type TaskQuery,
   type TaskService,
   type ViewerTransport,
 } from './core/transport';
@@ -115,8 +117,8 @@ export class WidgetTransport implements ViewerTransport, TaskService {
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
 
-  listTasks(): Promise<TaskInfo[]> {
-    return this.request('tasks');
+  listTasks(query: TaskQuery = {}): Promise<TaskPage> {
+    return this.request('tasks', { ...query });
   }
 
   watchTasks(changed: (t: TaskInfo) => void, deleted: (id: string) => void): () => void {

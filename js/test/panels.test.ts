@@ -1,7 +1,7 @@
 // The task list (live updates, start form from params_schema, cancel/delete) and the settings view (read-only).
 import { afterEach, describe, expect, it } from 'vitest';
 import { SettingsView, TaskListPanel } from '../src/core/panels';
-import type { PluginInfo, SettingsInfo, TaskService } from '../src/core/transport';
+import type { PluginInfo, SettingsInfo, TaskQuery, TaskService } from '../src/core/transport';
 import type { TaskInfo } from '../src/core/types';
 
 class FakeService implements TaskService {
@@ -10,7 +10,16 @@ class FakeService implements TaskService {
   calls: string[] = [];
   changed!: (t: TaskInfo) => void;
   settings: SettingsInfo = { log_level: 'INFO', task_log_level: 'INFO', belief_scope_enabled: true, writable: true };
-  listTasks = async () => this.tasks;
+  /** As the server answers: newest id first, by status and plugin, the page before `before`. */
+  listTasks = async (query: TaskQuery = {}) => {
+    const limit = query.limit ?? 100;
+    const tasks = this.tasks
+      .filter((t) => (!query.status || t.status === query.status) && (!query.plugin || t.plugin === query.plugin) && (!query.before || t.id < query.before))
+      .sort((a, b) => (a.id < b.id ? 1 : -1))
+      .slice(0, limit);
+    this.calls.push(`list ${JSON.stringify(query)}`);
+    return { tasks, cursor: tasks.length === limit ? tasks[tasks.length - 1].id : null };
+  };
   watchTasks(changed: (t: TaskInfo) => void) {
     this.changed = changed;
     return () => undefined;
@@ -43,10 +52,10 @@ describe('TaskListPanel', () => {
     expect(first.querySelector('[role=progressbar]')!.getAttribute('aria-valuenow')).toBe('25');
     (first.querySelector('button') as HTMLButtonElement).click();
     await tick();
-    expect(service.calls).toEqual(['cancel t3']);
+    expect(service.calls.filter((c) => !c.startsWith('list'))).toEqual(['cancel t3']);
     (host.querySelector('tr[data-id=t1] button') as HTMLButtonElement).click();
     await tick();
-    expect(service.calls).toEqual(['cancel t3', 'delete t1']);
+    expect(service.calls.filter((c) => !c.startsWith('list'))).toEqual(['cancel t3', 'delete t1']);
     expect(host.querySelector('tr[data-id=t1]')).toBeNull();
     (host.querySelector('tr[data-id=t3]') as HTMLElement).click();
     expect(opened).toEqual(['t3']);
@@ -59,6 +68,55 @@ describe('TaskListPanel', () => {
     await tick();
     expect(service.started).toEqual([['backup', { dashboards: 5, dry: true, ids: [10, 11] }]]);
     expect(host.querySelector('tr[data-id=t2]')).not.toBeNull();
+    panel.destroy();
+  });
+});
+
+describe('TaskListPanel filters and pages', () => {
+  it('asks for the tasks the filters choose, a page at a time, and keeps live changes within the filters', async () => {
+    const service = new FakeService();
+    const statuses = ['SUCCESS', 'FAILED', 'RUNNING'];
+    service.tasks = Array.from({ length: 250 }, (_, i) => ({
+      id: `t${String(i).padStart(3, '0')}`, plugin: i % 2 ? 'backup' : 'notebook_fn', status: statuses[i % 3], created_at: '2024-05-01T12:00:00+00:00',
+    }));
+    const host = document.body.appendChild(document.createElement('div'));
+    const panel = new TaskListPanel(host, service, { startForm: false });
+    await tick();
+    const ids = () => [...host.querySelectorAll<HTMLElement>('tbody tr')].map((tr) => tr.dataset.id);
+    const older = [...host.querySelectorAll('button')].find((b) => b.textContent === 'Show older tasks')!;
+    expect(ids()).toHaveLength(100);
+    expect(ids()[0]).toBe('t249');
+    expect(older.hidden).toBe(false);
+    older.click();
+    await tick();
+    older.click();
+    await tick();
+    expect(ids()).toHaveLength(250);
+    expect(ids()[249]).toBe('t000');
+    expect(older.hidden).toBe(true);
+
+    const status = host.querySelector('[aria-label="Tasks with status"]') as HTMLSelectElement;
+    const plugin = host.querySelector('[aria-label="Tasks of plugin"]') as HTMLSelectElement;
+    expect([...plugin.options].map((o) => o.value)).toEqual(['', 'backup', 'notebook_fn']); // registered, then seen in tasks
+    status.value = 'FAILED';
+    status.dispatchEvent(new Event('change'));
+    plugin.value = 'backup';
+    plugin.dispatchEvent(new Event('change'));
+    await tick();
+    const failedBackups = service.tasks.filter((t) => t.status === 'FAILED' && t.plugin === 'backup').map((t) => t.id).sort().reverse();
+    expect(ids()).toEqual(failedBackups);
+    expect(service.calls.at(-1)).toBe('list {"status":"FAILED","plugin":"backup","limit":100}');
+    service.changed({ id: 't300', plugin: 'backup', status: 'RUNNING' });
+    expect(ids()).not.toContain('t300'); // not FAILED
+    service.changed({ id: 't300', plugin: 'backup', status: 'FAILED' });
+    expect(ids()[0]).toBe('t300'); // now it is
+    service.changed({ id: failedBackups[0], status: 'INTERRUPTED' } as TaskInfo);
+    expect(ids()).not.toContain(failedBackups[0]); // and this one no longer is
+    status.value = 'CANCELLED';
+    status.dispatchEvent(new Event('change'));
+    await tick();
+    expect(ids()).toEqual([]);
+    expect(host.querySelector('.ntl-note')!.textContent).toBe('No task matches the filters.');
     panel.destroy();
   });
 });

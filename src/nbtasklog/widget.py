@@ -32,7 +32,7 @@ from typing import Any
 import anywidget
 import traitlets
 
-from .engine import Engine, get_engine
+from .engine import Engine, UnknownTaskError, get_engine
 from .filter import LogFilter, make_filter
 from .live import Subscription
 from .record import LogRecord
@@ -299,8 +299,11 @@ class _Base(anywidget.AnyWidget):
             raise ValueError("format must be jsonl or csv")
         return {"name": f"{task_id}.{format}", "count": len(records)}, [data.encode("utf-8", "surrogatepass")]
 
-    def _tasks(self, limit: int = 200) -> list[dict[str, Any]]:
-        return [task.info() for task in self._engine.tasks(limit=limit)]
+    def _tasks(self, status: str | None = None, plugin: str | None = None, before: str | None = None,
+               limit: int = 100) -> dict[str, Any]:
+        """A page of tasks as `GET tasks` answers it: the next page's cursor, or None on the last."""
+        tasks = [task.info() for task in self._engine.tasks(status or None, plugin or None, limit, before or None)]
+        return {"tasks": tasks, "cursor": tasks[-1]["id"] if len(tasks) == limit else None}
 
     def _plugins(self) -> list[dict[str, Any]]:
         if self._engine.remote:
@@ -368,12 +371,15 @@ class TaskList(_Base):
 
     def poll_once(self) -> None:
         """Send the rows that changed since the last look, and the ids that are gone."""
-        rows = {row["id"]: row for row in self._tasks()}
+        rows = {row["id"]: row for row in self._tasks()["tasks"]}
         for task_id, row in rows.items():
             if self._seen.get(task_id) != _task_state(row):
                 self._changed(row)
         for task_id in set(self._seen) - set(rows):
-            self._changed({"id": task_id, "deleted": True})
+            try:  # past the first page, or gone?
+                self._engine.task_info(task_id)
+            except UnknownTaskError:
+                self._changed({"id": task_id, "deleted": True})
 
     def _changed(self, row: dict[str, Any]) -> None:  # called from task threads, or the WebSocket's
         if row.get("deleted"):
@@ -389,7 +395,7 @@ class TaskList(_Base):
 
     def __repr__(self) -> str:
         try:
-            rows = self._tasks(limit=10)
+            rows = self._tasks(limit=10)["tasks"]
         except Exception as error:  # a repr must not raise (the store may be away)
             return f"nbtasklog tasks ({type(error).__name__}: {error})"
         return "\n".join(["nbtasklog tasks, newest first:"] + [f"  {row['id']} {row['plugin']} {row['status']}" for row in rows])

@@ -205,7 +205,7 @@ def open_sidebar(lab: Lab, page: Any) -> Any:
     open_lab(lab, page)
     page.get_by_role("tab", name="Task logs").click()
     panel = page.get_by_role("region", name="Task logs")
-    panel.get_by_role("combobox", name="Plugin").get_by_role("option", name="dashboard_backup").wait_for(state="attached", timeout=30_000)
+    panel.get_by_role("combobox", name="Plugin", exact=True).get_by_role("option", name="dashboard_backup").wait_for(state="attached", timeout=30_000)
     return panel
 
 

@@ -87,6 +87,17 @@ def test_cancel_and_delete(lab, page):
     row.get_by_role("button", name=f"Cancel task {task_id}").click(timeout=15_000)
     row.get_by_role("button", name=f"Delete task {task_id}").wait_for(timeout=30_000)
     expect(row).to_contain_text("CANCELLED")
+    # The list's filters ask the server: only CANCELLED tasks of dashboard_backup are left, this one among them
+    filters = panel.get_by_role("group", name="Filter tasks")
+    filters.get_by_role("combobox", name="Tasks with status").select_option("CANCELLED")
+    filters.get_by_role("combobox", name="Tasks of plugin").select_option("dashboard_backup")
+    tasks_table = panel.get_by_role("table", name="Tasks")
+    expect(tasks_table.get_by_role("row").filter(has_text="SUCCESS")).to_have_count(0)
+    expect(row).to_be_visible()
+    cancelled = {t["id"] for t in lab.api("GET", "tasks?status=CANCELLED&plugin=dashboard_backup&limit=1000")["tasks"]}
+    expect(tasks_table.get_by_role("row").filter(has_text="CANCELLED")).to_have_count(len(cancelled))
+    filters.get_by_role("combobox", name="Tasks with status").select_option("")
+    filters.get_by_role("combobox", name="Tasks of plugin").select_option("")
     row.get_by_role("button", name=f"Delete task {task_id}").click()
     expect(task_row(panel, task_id)).to_have_count(0, timeout=15_000)
     assert task_id not in [t["id"] for t in lab.api("GET", "tasks?limit=1000")["tasks"]]

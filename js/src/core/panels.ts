@@ -5,8 +5,8 @@
 import { duration, el, errorText, option, seconds, showNote } from './format';
 import { LEVELS } from './levels';
 import { injectStyles } from './style';
-import type { PluginInfo, SettingsInfo, TaskService } from './transport';
-import { ACTIVE_STATUSES, type TaskInfo } from './types';
+import type { PluginInfo, SettingsInfo, TaskQuery, TaskService } from './transport';
+import { ACTIVE_STATUSES, STATUSES, type TaskInfo } from './types';
 
 function button(doc: Document, text: string, label: string, action: () => void, signal: AbortSignal): HTMLButtonElement {
   const b = el(doc, 'button', 'ntl-button', text);
@@ -29,12 +29,20 @@ export interface TaskListOptions {
   startForm?: boolean;
 }
 
+const PAGE = 100; // tasks per page of the list ("Show older tasks" loads the next)
+
 export class TaskListPanel {
   readonly root: HTMLElement;
   tasks = new Map<string, TaskInfo>();
   selected: string | null = null;
   private body: HTMLTableSectionElement;
   private note: HTMLElement;
+  private statusFilter: HTMLSelectElement;
+  private pluginFilter: HTMLSelectElement;
+  private older: HTMLButtonElement;
+  /** The next page's cursor (null: every matching task is in the list). */
+  private cursor: string | null = null;
+  private loading = 0; // a newer reload makes an older one's answer stale
   private abort = new AbortController();
   private unwatch: () => void = () => undefined;
   private timer: ReturnType<typeof setInterval>;
@@ -48,6 +56,20 @@ export class TaskListPanel {
     host.appendChild(this.root);
     if (options.startForm !== false) this.root.appendChild(new StartForm(d, service, this.abort.signal, (t) => this.upsert(t), (m) => this.say(m, true)).root);
     this.root.appendChild(el(d, 'h3', undefined, 'Tasks'));
+    // Which tasks the list shows: answered by the server (or kernel), so older tasks are found too.
+    const filters = el(d, 'div', 'ntl-task-filters');
+    filters.setAttribute('role', 'group');
+    filters.setAttribute('aria-label', 'Filter tasks');
+    this.statusFilter = el(d, 'select');
+    this.statusFilter.setAttribute('aria-label', 'Tasks with status');
+    this.statusFilter.append(option(d, 'All statuses', ''), ...STATUSES.map((name) => option(d, name, name)));
+    this.pluginFilter = el(d, 'select');
+    this.pluginFilter.setAttribute('aria-label', 'Tasks of plugin');
+    this.pluginFilter.append(option(d, 'All plugins', ''));
+    for (const select of [this.statusFilter, this.pluginFilter]) select.addEventListener('change', () => void this.reload(), { signal: this.abort.signal });
+    filters.append(this.statusFilter, this.pluginFilter);
+    this.root.appendChild(filters);
+    void service.plugins().then((plugins) => this.addPluginNames(plugins.map((p) => p.name)), () => undefined);
     const table = el(d, 'table', 'ntl-task-table');
     table.setAttribute('aria-label', 'Tasks');
     const head = el(d, 'thead');
@@ -56,26 +78,73 @@ export class TaskListPanel {
     head.appendChild(hr);
     this.body = el(d, 'tbody');
     table.append(head, this.body);
+    this.older = button(d, 'Show older tasks', 'Show older tasks', () => void this.loadOlder(), this.abort.signal);
+    this.older.hidden = true;
     this.note = el(d, 'div', 'ntl-note');
     this.note.setAttribute('role', 'status');
-    this.root.append(table, this.note);
+    this.root.append(table, this.older, this.note);
     this.unwatch = service.watchTasks((t) => this.upsert(t), (id) => this.remove(id));
     void this.reload();
     this.timer = setInterval(() => this.tickDurations(), 1000);
   }
 
+  /** The filters chosen above the list. */
+  query(): TaskQuery {
+    return { status: this.statusFilter.value || undefined, plugin: this.pluginFilter.value || undefined, limit: PAGE };
+  }
+
+  /** The first page of the tasks the filters choose. */
   async reload(): Promise<void> {
+    const call = ++this.loading;
     try {
-      const tasks = await this.service.listTasks();
-      this.tasks = new Map(tasks.map((t) => [t.id, t]));
+      const page = await this.service.listTasks(this.query());
+      if (call !== this.loading) return; // the filters changed meanwhile
+      this.tasks = new Map(page.tasks.map((t) => [t.id, t]));
+      this.cursor = page.cursor;
+      this.addPluginNames(page.tasks.map((t) => t.plugin));
       this.render();
     } catch (error) {
       this.say(errorText(error), true);
     }
   }
 
+  /** The next page, older than every task shown. */
+  async loadOlder(): Promise<void> {
+    if (this.cursor === null) return;
+    const call = this.loading;
+    try {
+      const page = await this.service.listTasks({ ...this.query(), before: this.cursor });
+      if (call !== this.loading) return;
+      for (const t of page.tasks) if (!this.tasks.has(t.id)) this.tasks.set(t.id, t);
+      this.cursor = page.cursor;
+      this.addPluginNames(page.tasks.map((t) => t.plugin));
+      this.render();
+    } catch (error) {
+      this.say(errorText(error), true);
+    }
+  }
+
+  private matches(task: TaskInfo): boolean {
+    const { status, plugin } = this.query();
+    return (!status || task.status === status) && (!plugin || task.plugin === plugin);
+  }
+
+  /** Plugin names for the filter: the registered ones and any a task ran (a notebook's own, say). */
+  private addPluginNames(names: (string | undefined)[]): void {
+    const known = new Set([...this.pluginFilter.options].map((o) => o.value));
+    for (const name of names) {
+      if (!name || known.has(name)) continue;
+      known.add(name);
+      this.pluginFilter.appendChild(option(this.doc, name, name));
+    }
+  }
+
   upsert(task: TaskInfo): void {
-    this.tasks.set(task.id, { ...(this.tasks.get(task.id) ?? {}), ...task });
+    const merged = { ...(this.tasks.get(task.id) ?? {}), ...task };
+    this.addPluginNames([merged.plugin]);
+    // A change can take a task into the filters or out of them (RUNNING → SUCCESS under "RUNNING").
+    if (this.matches(merged)) this.tasks.set(task.id, merged);
+    else this.tasks.delete(task.id);
     this.render();
   }
 
@@ -139,8 +208,11 @@ export class TaskListPanel {
         return tr;
       }),
     );
-    if (!rows.length) this.say('No tasks yet.');
-    else if (this.note.textContent === 'No tasks yet.') this.say('');
+    this.older.hidden = this.cursor === null;
+    const filtered = Boolean(this.statusFilter.value || this.pluginFilter.value);
+    const empty = filtered ? 'No task matches the filters.' : 'No tasks yet.';
+    if (!rows.length) this.say(empty);
+    else if (this.note.textContent === 'No tasks yet.' || this.note.textContent === 'No task matches the filters.') this.say('');
   }
 
   private tickDurations(): void {

@@ -45,8 +45,22 @@ export interface SettingsInfo {
 }
 
 /** The task list, starting tasks and the settings (sidebar and the TaskList/SettingsPanel widgets). */
+/** Which tasks a list shows: by status and plugin, the page before task id `before`. */
+export interface TaskQuery {
+  status?: string;
+  plugin?: string;
+  before?: string;
+  limit?: number;
+}
+
+export interface TaskPage {
+  tasks: TaskInfo[];
+  cursor: string | null;
+}
+
 export interface TaskService {
-  listTasks(): Promise<TaskInfo[]>;
+  /** A page of tasks, newest first; `cursor` (the `before` of the next page) is null on the last page. */
+  listTasks(query?: TaskQuery): Promise<TaskPage>;
   /** Task created or changed, or deleted; returns the function that stops watching. */
   watchTasks(changed: (task: TaskInfo) => void, deleted: (id: string) => void): () => void;
   plugins(): Promise<PluginInfo[]>;

@@ -34,4 +34,5 @@ export interface TaskStats {
   total: number;
 }
 
+export const STATUSES = ['PENDING', 'RUNNING', 'SUCCESS', 'FAILED', 'CANCELLED', 'INTERRUPTED'];
 export const ACTIVE_STATUSES = new Set(['PENDING', 'RUNNING']);

@@ -5,7 +5,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { makeFilter, type FilterSpec } from '../core/filter';
-import { recordFromWire, type LogStream, type PluginInfo, type SettingsInfo, type StreamEvents, type TaskService, type ViewerTransport } from '../core/transport';
+import { recordFromWire, type LogStream, type PluginInfo, type SettingsInfo, type StreamEvents, type TaskPage, type TaskQuery, type TaskService, type ViewerTransport } from '../core/transport';
 import type { TaskInfo, TaskStats } from '../core/types';
 
 const API = 'nbtasklog/api';
@@ -122,8 +122,10 @@ export class RestTransport implements ViewerTransport, TaskService {
     setTimeout(() => URL.revokeObjectURL(url), 1000);
   }
 
-  async listTasks(): Promise<TaskInfo[]> {
-    return (await this.request<{ tasks: TaskInfo[] }>('tasks', {}, { limit: '200' })).tasks;
+  listTasks(query: TaskQuery = {}): Promise<TaskPage> {
+    const params: Record<string, string> = { limit: String(query.limit ?? 100) };
+    for (const key of ['status', 'plugin', 'before'] as const) if (query[key]) params[key] = query[key]!;
+    return this.request<TaskPage>('tasks', {}, params);
   }
 
   watchTasks(changed: (t: TaskInfo) => void, deleted: (id: string) => void): () => void {
