@@ -106,6 +106,12 @@ def test_sidebar_and_viewer_work_by_keyboard(lab, page):
     expect(records.filter(has_text="Task succeeded")).to_be_in_viewport()
     expect(records.filter(has_text="Task started")).to_have_count(0)  # scrolled out of the virtual list
     page.keyboard.press("Home")  # record 1 ...
+    current = viewer.get_by_role("status", name="Current record")
+    expect(current).to_have_text(re.compile(r"^Record 1, 1 of \d+: "))
+    said = current.text_content()
+    page.keyboard.press("ArrowUp")  # already the first: said again (the region's text changes, by a silent space)
+    page.wait_for_function("([region, said]) => region.textContent !== said", arg=[current.element_handle(), said])
+    assert current.text_content().strip() == said.strip()
     page.keyboard.press("ArrowDown")  # ... record 2, "Backup target prepared", which has metadata
     # the list keeps the focus; a status region says which record is current, for screen readers
     expect(viewer.get_by_role("list", name="Log records")).to_be_focused()

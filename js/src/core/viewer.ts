@@ -564,7 +564,10 @@ export class LogViewer {
   private announce(position: number): void {
     const r = this.view.at(position);
     if (!r) return;
-    this.ui.current.textContent = `Record ${r.seq}, ${position + 1} of ${this.view.length}: ${r.level}, ${r.source}: ${r.message.slice(0, 300)}`;
+    const text = `Record ${r.seq}, ${position + 1} of ${this.view.length}: ${r.level}, ${r.source}: ${r.message.slice(0, 300)}`;
+    // The same text again (an arrow at the first or last record) is not read out; a silent
+    // no-break space makes it a change.
+    this.ui.current.textContent = this.ui.current.textContent === text ? `${text}\u00a0` : text;
   }
 
   private onKey(e: KeyboardEvent): void {
