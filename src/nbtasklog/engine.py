@@ -293,6 +293,13 @@ class Engine:
                 stored[row["id"]] = row
         return [Task(self, task_id) for task_id in sorted(stored, reverse=True)[:limit]]
 
+    def task_page(self, status: str | list[str] | None = None, plugin: str | None = None,
+                  limit: int = 100, before: str | None = None) -> dict[str, Any]:
+        """A page of tasks' rows as `GET tasks` answers it: {"tasks", "cursor"}, the cursor being the
+        `before` of the next page, or None on the last."""
+        rows = [task.info() for task in self.tasks(status, plugin, limit, before)]
+        return {"tasks": rows, "cursor": rows[-1]["id"] if len(rows) == limit else None}
+
     def wait(self, task_id: str, timeout: float | None = None) -> None:
         state = self.runner.get(task_id)
         if state is not None:
@@ -302,7 +309,7 @@ class Engine:
         if self.remote:
             self._wait_remote(task_id, timeout)
             return
-        wait_until(lambda: self.task_info(task_id)["status"] not in ACTIVE, timeout, f"task {task_id}")
+        wait_until(lambda: self.is_finished(task_id), timeout, f"task {task_id}")
 
     def _wait_remote(self, task_id: str, timeout: float | None) -> None:
         """A server's task ends when its task-list WebSocket says so (no polling); the task is read once
@@ -316,12 +323,12 @@ class Engine:
 
         def on_connect() -> None:
             try:
-                if self.task_info(task_id)["status"] not in ACTIVE:
+                if self.is_finished(task_id):
                     ended.set()
             except UnknownTaskError:  # deleted meanwhile: the caller's next read says so
                 ended.set()
 
-        if self.task_info(task_id)["status"] not in ACTIVE:  # a finished task answers at once; an unknown one raises
+        if self.is_finished(task_id):  # a finished task answers at once; an unknown one raises
             return
         deadline = None if timeout is None else time.monotonic() + timeout
         watch = self.store.watch_tasks(on_change, on_connect)  # type: ignore[union-attr]
@@ -329,7 +336,7 @@ class Engine:
             while not ended.wait(0.25):
                 left = None if deadline is None else deadline - time.monotonic()
                 if watch.failed:
-                    wait_until(lambda: self.task_info(task_id)["status"] not in ACTIVE, left, f"task {task_id}")
+                    wait_until(lambda: self.is_finished(task_id), left, f"task {task_id}")
                     return
                 if left is not None and left <= 0:
                     raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
@@ -476,7 +483,7 @@ class Engine:
                 elif stream is not None:
                     finished = stream.ended is not None  # set after the task's last record was offered
                 else:
-                    finished = self.task_info(task_id)["status"] not in ACTIVE
+                    finished = self.is_finished(task_id)
                 # An ended task emits nothing more: take what is queued without waiting a poll.
                 batch = subscription.take(timeout=0 if finished else poll)
                 if subscription.lagging or (state is None and stream is None and not batch):

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 from sqlalchemy.engine import make_url
@@ -37,6 +37,7 @@ from .store.store import SQLError
 log = logging.getLogger("nbtasklog")
 
 API = "nbtasklog/api"
+_SocketT = TypeVar("_SocketT", bound="_Socket")
 RECONNECT_FOR = 60.0  # seconds a socket keeps reconnecting to a silent server before its reader falls back to REST
 RECONNECT_MAX_DELAY = 2.0  # seconds: the longest pause between two attempts
 # A history page is 10,000 records, each up to max_message_bytes: tornado's 10 MiB default is too small.
@@ -200,23 +201,24 @@ class RemoteStore:
                 self._sockets = _SocketLoop()
             return self._sockets
 
+    def _start(self, socket: _SocketT) -> _SocketT:
+        """Run `socket` on this store's socket thread; `socket.close()` stops it."""
+        socket._future = self._loop().run(socket._run())
+        return socket
+
     def stream(self, task_id: str, subscription: Subscription,
                on_status: Callable[[dict[str, Any]], None] | None = None) -> RemoteStream:
         """Feed `subscription` the task's records past its filter's `after` from the server's log WebSocket
         (history, then live, filtered on the server by the subscription's filter); `on_status` gets
         the task's row when its status or progress changes. Close the returned stream when done."""
-        stream = RemoteStream(self, task_id, subscription, on_status)
-        stream._future = self._loop().run(stream._run())
-        return stream
+        return self._start(RemoteStream(self, task_id, subscription, on_status))
 
     def watch_tasks(self, on_change: Callable[[dict[str, Any]], None],
                     on_connect: Callable[[], None] | None = None) -> TaskWatch:
         """Call `on_change(row)` for every task created or changed on the server (`{"id", "deleted": True}`
         for a deleted one), from the task-list WebSocket. `on_connect` runs (in a worker thread)
         each time the socket opens, before its messages are read: the place to re-read the list."""
-        watch = TaskWatch(self, on_change, on_connect)
-        watch._future = self._loop().run(watch._run())
-        return watch
+        return self._start(TaskWatch(self, on_change, on_connect))
 
     def write_settings(self, values: Mapping[str, str]) -> None:
         """Change the server's settings now (an admin's change must not wait for a flush)."""

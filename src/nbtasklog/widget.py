@@ -301,9 +301,8 @@ class _Base(anywidget.AnyWidget):
 
     def _tasks(self, status: str | None = None, plugin: str | None = None, before: str | None = None,
                limit: int = 100) -> dict[str, Any]:
-        """A page of tasks as `GET tasks` answers it: the next page's cursor, or None on the last."""
-        tasks = [task.info() for task in self._engine.tasks(status or None, plugin or None, limit, before or None)]
-        return {"tasks": tasks, "cursor": tasks[-1]["id"] if len(tasks) == limit else None}
+        """A page of tasks, as GET tasks answers it (Engine.task_page)."""
+        return self._engine.task_page(status or None, plugin or None, limit, before or None)
 
     def _plugins(self) -> list[dict[str, Any]]:
         if self._engine.remote:

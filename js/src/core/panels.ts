@@ -66,7 +66,7 @@ export class TaskListPanel {
     this.pluginFilter = el(d, 'select');
     this.pluginFilter.setAttribute('aria-label', 'Tasks of plugin');
     this.pluginFilter.append(option(d, 'All plugins', ''));
-    for (const select of [this.statusFilter, this.pluginFilter]) select.addEventListener('change', () => void this.reload(), { signal: this.abort.signal });
+    for (const select of [this.statusFilter, this.pluginFilter]) select.addEventListener('change', () => void this.load(), { signal: this.abort.signal });
     filters.append(this.statusFilter, this.pluginFilter);
     this.root.appendChild(filters);
     void service.plugins().then((plugins) => this.addPluginNames(plugins.map((p) => p.name)), () => undefined);
@@ -78,13 +78,13 @@ export class TaskListPanel {
     head.appendChild(hr);
     this.body = el(d, 'tbody');
     table.append(head, this.body);
-    this.older = button(d, 'Show older tasks', 'Show older tasks', () => void this.loadOlder(), this.abort.signal);
+    this.older = button(d, 'Show older tasks', 'Show older tasks', () => void (this.cursor !== null && this.load(this.cursor)), this.abort.signal);
     this.older.hidden = true;
     this.note = el(d, 'div', 'ntl-note');
     this.note.setAttribute('role', 'status');
     this.root.append(table, this.older, this.note);
     this.unwatch = service.watchTasks((t) => this.upsert(t), (id) => this.remove(id));
-    void this.reload();
+    void this.load();
     this.timer = setInterval(() => this.tickDurations(), 1000);
   }
 
@@ -93,28 +93,16 @@ export class TaskListPanel {
     return { status: this.statusFilter.value || undefined, plugin: this.pluginFilter.value || undefined, limit: PAGE };
   }
 
-  /** The first page of the tasks the filters choose. */
-  async reload(): Promise<void> {
-    const call = ++this.loading;
+  /**
+   * The first page of the tasks the filters choose, or with `before` (the cursor) the next, older page
+   * added to those shown. A reload makes the answer of any earlier load stale.
+   */
+  async load(before?: string): Promise<void> {
+    const call = before === undefined ? ++this.loading : this.loading;
     try {
-      const page = await this.service.listTasks(this.query());
+      const page = await this.service.listTasks({ ...this.query(), before });
       if (call !== this.loading) return; // the filters changed meanwhile
-      this.tasks = new Map(page.tasks.map((t) => [t.id, t]));
-      this.cursor = page.cursor;
-      this.addPluginNames(page.tasks.map((t) => t.plugin));
-      this.render();
-    } catch (error) {
-      this.say(errorText(error), true);
-    }
-  }
-
-  /** The next page, older than every task shown. */
-  async loadOlder(): Promise<void> {
-    if (this.cursor === null) return;
-    const call = this.loading;
-    try {
-      const page = await this.service.listTasks({ ...this.query(), before: this.cursor });
-      if (call !== this.loading) return;
+      if (before === undefined) this.tasks = new Map();
       for (const t of page.tasks) if (!this.tasks.has(t.id)) this.tasks.set(t.id, t);
       this.cursor = page.cursor;
       this.addPluginNames(page.tasks.map((t) => t.plugin));

@@ -42,8 +42,6 @@ export const MAX_SCROLL_HEIGHT = 15_000_000;
 export class VirtualRows {
   readonly inner: HTMLElement;
   private rows = new Map<RowKey, HTMLElement>();
-  /** Rows out of range, to be filled with items coming into range (the rest are removed). */
-  private spare: HTMLElement[] = [];
   /** During refresh(): the rows whose content is to be made again. */
   private stale: Set<HTMLElement> | null = null;
   private count: number;
@@ -334,11 +332,12 @@ export class VirtualRows {
     // Rows that left the range are recycled for those that enter it; one holding the focus is not (it
     // would carry the focus to another record), it goes.
     const active = doc.activeElement;
+    const spare: HTMLElement[] = [];
     for (const [key, row] of this.rows) {
       if (inRange.has(key)) continue;
       this.rows.delete(key);
       if (active && row.contains(active)) row.remove();
-      else this.spare.push(row);
+      else spare.push(row);
     }
     // Rows sit at their list offset shifted by (physical − list) scroll position: 0 unless scaled.
     const shift = this.scrollPos - this.virtualTop();
@@ -346,36 +345,34 @@ export class VirtualRows {
     for (let index = from; index <= to; index++) {
       const key = keys[index - from];
       let row = this.rows.get(key);
+      const fill = row === undefined || this.stale?.delete(row) === true;
       if (row === undefined) {
-        row = this.spare.pop();
-        if (row === undefined) {
-          row = doc.createElement('div');
-          row.style.position = 'absolute';
-          row.style.left = '0';
-          row.style.right = '0';
-          this.inner.appendChild(row);
-        }
-        row.dataset.index = String(index);
-        this.options.renderRow(row, index);
+        row = spare.pop() ?? this.newRow();
         this.rows.set(key, row);
-        fresh.push([key, row, index]);
-      } else if (this.stale?.delete(row)) {
-        row.dataset.index = String(index);
+      }
+      if (row.dataset.index !== String(index)) row.dataset.index = String(index);
+      if (fill) {
         this.options.renderRow(row, index);
         fresh.push([key, row, index]);
-      } else if (row.dataset.index !== String(index)) {
-        row.dataset.index = String(index);
       }
       const transform = `translateY(${y + shift}px)`;
       if (row.style.transform !== transform) row.style.transform = transform;
       y += this.rowHeight + (this.tallHeight.has(key) ? this.extraAt(index) : 0);
     }
-    for (const row of this.spare.splice(0)) row.remove();
+    for (const row of spare) row.remove();
     let moved = false;
     if (!this.heightLearned) moved = this.learnRowHeight();
     for (const [key, row, index] of fresh) if (this.options.isTall?.(index) && this.measure(key, row, index)) moved = true;
     if (moved) this.placeTall();
     return moved;
+  }
+
+  private newRow(): HTMLElement {
+    const row = this.inner.ownerDocument.createElement('div');
+    row.style.position = 'absolute';
+    row.style.left = '0';
+    row.style.right = '0';
+    return this.inner.appendChild(row);
   }
 
   /** The row height the stylesheet gives (one line wide, two in a narrow host), read from one ordinary row. */

@@ -45,7 +45,6 @@ export class TaskLogTab extends Widget {
 }
 
 export class TaskLogSidebar extends Widget {
-  private transport = new RestTransport();
   private list: TaskListPanel | null = null;
   private viewer: LogViewer | null = null;
   private settingsView: SettingsView | null = null;
@@ -57,7 +56,7 @@ export class TaskLogSidebar extends Widget {
   private viewerHost: HTMLElement;
 
   /** `openInTab(id)` shows a task's log in the main area. */
-  constructor(private readonly openInTab: (taskId: string) => void) {
+  constructor(private readonly transport: RestTransport, private readonly openInTab: (taskId: string) => void) {
     super();
     this.id = 'nbtasklog-sidebar';
     this.addClass('ntl-sidebar');
@@ -157,7 +156,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
         app.shell.activateById(tab.id);
       },
     });
-    const sidebar = new TaskLogSidebar((taskId) => void app.commands.execute('nbtasklog:open-log', { taskId }));
+    const sidebar = new TaskLogSidebar(transport, (taskId) => void app.commands.execute('nbtasklog:open-log', { taskId }));
     app.shell.add(sidebar, 'left', { rank: 600 });
   },
 };

@@ -195,12 +195,7 @@ class TasksHandler(BaseHandler):
             raise web.HTTPError(400, "limit must be a whole number between 1 and 1000") from None
         plugin = self.get_argument("plugin", None)
         before = self.get_argument("before", None)
-
-        def listing() -> list[dict[str, Any]]:
-            return [task.info() for task in self.engine.tasks(statuses, plugin, limit, before)]
-
-        tasks = await self.call(listing)
-        self.send({"tasks": tasks, "cursor": tasks[-1]["id"] if len(tasks) == limit else None})
+        self.send(await self.call(self.engine.task_page, statuses, plugin, limit, before))
 
     @web.authenticated
     @authorized
