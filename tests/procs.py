@@ -341,6 +341,84 @@ def scenario_fsize(db: str) -> None:
     )
 
 
+def _steady(stop: threading.Event | None = None) -> Any:
+    """A plugin that logs ticks at a steady pace (about 15,000 a second here) until `stop` is set."""
+
+    def steady(params: dict[str, Any], context: Any) -> int:
+        i = 0
+        while stop is None or not stop.is_set():
+            i += 1
+            context.logger.info("tick %d", i, i=i)
+            if i % 20 == 0:
+                time.sleep(0.001)
+        return i
+
+    return steady
+
+
+def scenario_emit(db: str, buffer_cap: str, flush_interval: str, flush_size: str, spill_dir: str = "") -> None:
+    """Replay what an earlier process spilled, then log steadily until killed; report what is known written.
+
+    "opening" comes before the engine replays the spill dir (in its constructor), "started" after. Every
+    10 ms, "flushed": `seq`, the records of this task known to be in the database (batches are written
+    in order, the replayed ones first: those past `base`), and `emitted`, its last seq.
+    """
+    from nbtasklog import Engine
+
+    spill = Path(spill_dir or db + ".spill")
+    report("opening", spill_files=len(list(spill.glob("*.arrow"))) if spill.is_dir() else 0)
+    engine = Engine(db, flush_interval=float(flush_interval), flush_size=int(flush_size), buffer_cap=int(buffer_cap),
+                    spill_dir=spill, handle_signals=False)
+    health = engine.health()
+    base = health.flushed_total + health.pending  # everything replayed, written or still waiting
+    task = engine.run_task(_steady())
+    report("started", task_id=task.id)
+    while True:
+        health = engine.health()
+        report("flushed", seq=max(0, health.flushed_total - base), emitted=task.info()["record_count"],
+               spilled=health.spilled, error=health.last_error)
+        time.sleep(0.01)
+
+
+def scenario_log_until_told(db: str, buffer_cap: str, spill_dir: str = "") -> None:
+    """Log steadily, reporting health every 20 ms, until a line "stop" (or EOF) on stdin; then finish the
+    task, wait (up to 30 s) until everything is written, close, and report the result."""
+    from nbtasklog import Engine
+
+    engine = Engine(db, flush_interval=0.05, buffer_cap=int(buffer_cap), handle_signals=False,
+                    spill_dir=spill_dir or None)
+    stop, told = threading.Event(), threading.Event()
+    task = engine.run_task(_steady(stop))
+    report("started", task_id=task.id)
+    errors: list[str] = []
+
+    def watch() -> None:
+        while not told.is_set():
+            health = engine.health()
+            if health.last_error and health.last_error not in errors:
+                errors.append(health.last_error)
+            report("health", error=health.last_error, pending=health.pending, spilled=health.spilled,
+                   flushed=health.flushed_total, available=health.database_available)
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    for line in sys.stdin:
+        if line.strip() == "stop":
+            break
+    told.set()
+    watcher.join()
+    stop.set()
+    status = task.wait(CHILD_TIMEOUT)
+    deadline = time.monotonic() + CHILD_TIMEOUT
+    while not engine.flush() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    health = engine.health()
+    engine.close()
+    report("result", task_id=task.id, status=status, record_count=task.info()["record_count"],
+           pending=health.pending, last_error=health.last_error, errors=errors)
+
+
 def scenario_hold(db: str) -> None:
     """Hold DuckDB's write lock on `db` until stdin closes."""
     import duckdb
@@ -358,6 +436,8 @@ SCENARIOS = {
     "running_then_killed": scenario_running_then_killed,
     "fsize": scenario_fsize,
     "hold": scenario_hold,
+    "emit": scenario_emit,
+    "log_until_told": scenario_log_until_told,
 }
 
 if __name__ == "__main__":

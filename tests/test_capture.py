@@ -9,10 +9,9 @@ import sys
 import threading
 
 import pytest
+from conftest import TIMEOUT
 
 from nbtasklog import capture
-
-from conftest import TIMEOUT
 
 pytestmark = pytest.mark.usefixtures("open_root_logger")
 
@@ -64,7 +63,9 @@ def test_stdlib_exceptions_stack_info_and_bad_formats_are_kept(run):
     assert (failed.level, failed.message) == ("ERROR", "lookup failed")
     assert failed.metadata["exc_type"] == "KeyError" and "Traceback" in failed.metadata["traceback"]
     assert "Stack (most recent call last)" in stacked.metadata["stack"]
-    assert "'%d items'" in bad.message and "TypeError" in bad.message
+    # Recorded as a TaskLogger call with a bad format is: the raw format, the error and the args in metadata.
+    assert "'%d items'" in bad.message and bad.metadata["format_error"].startswith("TypeError")
+    assert bad.metadata["format_args"] == ["'many'"]
 
 
 def test_stdlib_debug_follows_the_task_level(run):

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,65 @@ def test_logs_text_has_local_time_level_source_message_and_metadata(cli_run, bac
         if record["metadata"] is not None:
             expected += " " + json.dumps(record["metadata"], separators=(",", ":"))
         assert match.group(4) == expected
+
+
+# What a record may carry that a terminal would act on: C0 controls but tab and newline, DEL, C1
+# controls and the Unicode bidi controls.
+RAW_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+HOSTILE = ("clear\x1b[2J title\x1b]0;owned\x07 back\rover nul\x00 csi\x9b31m del\x7f "
+           "rtl\u202eevil\u202c lri\u2066x\u2069 lrm\u200e alm\u061c tab\tkept")
+HOSTILE_SHOWN = (r"clear\x1b[2J title\x1b]0;owned\x07 back\rover nul\x00 csi\x9b31m del\x7f "
+                 r"rtl\u202eevil\u202c lri\u2066x\u2069 lrm\u200e alm\u061c tab" "\tkept")
+
+
+def test_logs_text_shows_terminal_controls_escaped_and_jsonl_keeps_them(cli_run, plugin):
+    """Text output never hands a terminal the controls a record carries (in its message, source or metadata): they
+    are shown as Python escapes; a newline still starts an indented continuation line, a tab stays. JSONL is exact."""
+    def hostile(params, context):
+        context.logger.with_source("api\x1b[8m\u202e").warning(HOSTILE + "\nnext\x1b[1A line", note="n\u202e\x9b")
+
+    code, out, _ = cli_run("run", hostile_name := plugin(hostile))
+    assert code == 0
+    task_id = STARTED.search(out).group(1)
+    _, text, _ = cli_run("logs", task_id)
+    assert not RAW_CONTROLS.search(text)
+    lines = text.splitlines()
+    at = next(i for i, line in enumerate(lines) if " WARNING " in line)
+    assert HOSTILE_SHOWN in lines[at] and r"[api\x1b[8m\u202e]" in lines[at]
+    assert lines[at].endswith(r'{"note":"n\u202e\x9b"}')
+    assert lines[at + 1].strip() == r"next\x1b[1A line" and lines[at + 1].startswith("    ")
+    _, raw, _ = cli_run("logs", task_id, "--format", "jsonl")
+    record = next(r for r in jsonl(raw) if r["level"] == "WARNING")
+    assert record["message"] == HOSTILE + "\nnext\x1b[1A line" and record["source"] == "api\x1b[8m\u202e"
+    assert record["metadata"] == {"note": "n\u202e\x9b"}
+    _, live, _ = cli_run("run", hostile_name, "--follow")
+    assert not RAW_CONTROLS.search(live) and HOSTILE_SHOWN in live
+
+
+def test_run_params_task_errors_and_plugin_names_print_escaped(cli_run, plugin):
+    """run's params, a task's error (stderr), plugin names in run, tasks, plugins and delete: controls escaped."""
+    def fails(params, context):
+        raise RuntimeError("bad\x1b]0;title\x07 \u202eevil")
+
+    name = plugin(fails)
+    evil_name = f"cli_test_{uuid.uuid4().hex[:8]}\x1b[2J\u202e"
+    registry.register(lambda params, context: None, name=evil_name)
+    try:
+        code, out, err = cli_run("run", name, "-p", "x=\x1b[2J\u202e", "-p", "c1=\x9b")
+        assert code == 1 and not RAW_CONTROLS.search(out + err)
+        assert r'"x": "\u001b[2J\u202e", "c1": "\x9b"' in out  # json.dumps escapes C0 itself
+        assert r"RuntimeError: bad\x1b]0;title\x07 \u202eevil" in err
+        code, out, err = cli_run("run", evil_name)
+        assert code == 0 and not RAW_CONTROLS.search(out + err) and r"\x1b[2J\u202e" in out
+        task_id = STARTED.search(out).group(1)
+        code, out, _ = cli_run("tasks")
+        assert code == 0 and not RAW_CONTROLS.search(out) and r"\x1b[2J\u202e" in out
+        code, out, _ = cli_run("plugins")
+        assert code == 0 and not RAW_CONTROLS.search(out)
+        code, out, _ = cli_run("delete", task_id)
+        assert code == 0 and not RAW_CONTROLS.search(out)
+    finally:
+        registry.unregister(evil_name)
 
 
 def test_logs_jsonl_is_the_record_wire_form(cli_run, backup):
@@ -416,6 +476,65 @@ def test_sql_formats_table_csv_and_jsonl(cli_run, backup):
     assert row["id"] == backup and datetime.fromisoformat(row["created_at"])
     code, out, err = cli_run("sql", "SELECT seq FROM task_logs ORDER BY seq", "--format", "csv", "--max-rows", "2")
     assert code == 0 and out.splitlines() == ["seq", "1", "2"] and "cut to the first 2 rows" in err
+
+
+def test_sql_keeps_repeated_column_names_and_exact_values(cli_run):
+    """Every column comes out, in order, in every format; JSON lines need distinct keys, so a repeated name gets the
+    first free suffix _2, _3...; NaN and infinities are strings there, integers and decimals keep every digit."""
+    query = ("SELECT 1 AS a, 2 AS a, 3 AS a_2, 'NaN'::DOUBLE AS x, '-inf'::DOUBLE AS y, "
+             "170141183460469231731687303715884105727::HUGEINT AS h, 12345678901234567890.123456789::DECIMAL(38, 9) AS d")
+    code, out, _ = cli_run("sql", query)
+    assert code == 0 and [line.split() for line in out.splitlines()] == [
+        ["a", "a", "a_2", "x", "y", "h", "d"],
+        ["1", "2", "3", "nan", "-inf", "170141183460469231731687303715884105727", "12345678901234567890.123456789"]]
+    _, out, _ = cli_run("sql", query, "--format", "csv")
+    assert out.splitlines() == ["a,a,a_2,x,y,h,d",
+                                "1,2,3,nan,-inf,170141183460469231731687303715884105727,12345678901234567890.123456789"]
+    _, out, _ = cli_run("sql", query, "--format", "jsonl")
+    (line,) = out.splitlines()
+    assert json.loads(line, parse_float=Decimal, parse_constant=_no_constant) == {
+        "a": 1, "a_3": 2, "a_2": 3, "x": "NaN", "y": "-Infinity", "h": 170141183460469231731687303715884105727,
+        "d": Decimal("12345678901234567890.123456789")}
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+EVERY_TYPE = "SELECT * EXCLUDE (medium_enum, large_enum) FROM test_all_types()"  # DuckDB's own edge values, NULLs too
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "jsonl"])
+def test_sql_prints_every_duckdb_type(cli_run, fmt):
+    """Each type DuckDB has, at its extremes (infinite dates, 24:00:00, NaN, the largest HUGEINT and UHUGEINT), prints
+    without an error; in JSON lines as valid JSON, nothing rounded or cut."""
+    code, out, err = cli_run("sql", EVERY_TYPE, "--format", fmt)
+    assert code == 0, err
+    if fmt != "jsonl":
+        return
+    low, high, null = [json.loads(line, parse_float=Decimal, parse_constant=_no_constant) for line in out.splitlines()]
+    assert set(null.values()) == {None}
+    assert (low["hugeint"], high["hugeint"]) == (-(2**127), 2**127 - 1)
+    assert high["uhugeint"] == str(2**128 - 1) and high["ubigint"] == 2**64 - 1
+    assert high["time_tz"] == "24:00:00-15:59:59" and high["time"] == "24:00:00" and high["bit"] == "10101"
+    assert high["date"] == "5881580-07-10" and low["timestamp_tz"] == "-290308-12-22T00:00:00+00:00"
+    assert high["date_array"] == ["1970-01-01", "infinity", "-infinity", None, "2022-05-12"]
+    assert high["double_array"] == [42.0, "NaN", "Infinity", "-Infinity", None, -42.0]
+    assert high["dec38_10"] == Decimal("9999999999999999999999999999.9999999999")
+    assert high["interval"] == {"months": 999, "days": 999, "nanoseconds": 999999999000}
+    assert high["map"] == [["key1", "🦆🦆🦆🦆🦆🦆"], ["key2", "goose"]] and high["union"] == 5
+    assert high["blob"] == "00000061" and high["uuid"] == "ffffffff-ffff-ffff-ffff-ffffffffffff"
+    assert int(low["bignum"]) == -int(high["bignum"]) and len(high["bignum"]) > 300
+
+
+def test_sql_table_cells_and_names_print_escaped(cli_run):
+    """sql --format table shows controls in names and values escaped, newlines as \\n; csv and jsonl keep them."""
+    query = "SELECT 'a' || chr(27) || '[2J' || chr(8238) || chr(10) || 'b' AS \"n\x1b[1m\""
+    code, out, _ = cli_run("sql", query)
+    assert code == 0 and not RAW_CONTROLS.search(out)
+    assert out.splitlines() == [r"n\x1b[1m", r"a\x1b[2J\u202e\nb"]
+    _, out, _ = cli_run("sql", query, "--format", "jsonl")
+    assert jsonl(out) == [{"n\x1b[1m": "a\x1b[2J\u202e\nb"}]
 
 
 @pytest.mark.parametrize("query, message", [

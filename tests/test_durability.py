@@ -1,7 +1,10 @@
 """Durability of the real engine on a real DuckDB file: restarts, SIGTERM, SIGKILL, database outages, spill and replay.
 
 Processes are real (tests/procs.py scenarios) and outages are real: another process holding DuckDB's
-file lock, or RLIMIT_FSIZE making DuckDB's writes fail with "File too large".
+file lock, or RLIMIT_FSIZE making DuckDB's writes fail with "File too large". The states a crash
+leaves behind (a spill file whose batch was committed, a task row left RUNNING) are made with the
+real Store and real Arrow files. tests/test_faults.py attacks the same promises with real disks
+filling up, read-only mounts and SIGKILLs at random points.
 """
 
 from __future__ import annotations
@@ -10,9 +13,15 @@ import json
 import signal
 import sys
 import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from procs import children, make_engine, poll, read_db, seqs_of  # noqa: F401  (fixtures)
+
+from nbtasklog.store.store import LOG_ARROW_SCHEMA, Store, records_to_arrow
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and rlimits")
 
@@ -27,6 +36,51 @@ def task_row(db, task_id: str) -> dict:
     assert rows, f"task {task_id} is not in the database"
     status, error, finished_at, record_count = rows[0]
     return {"status": status, "error": error, "finished_at": finished_at, "record_count": record_count}
+
+
+def records(task_id: str, seqs) -> pa.Table:
+    """An Arrow batch of records of one task, as the buffer makes them."""
+    return records_to_arrow([(task_id, seq, 1_700_000_000_000_000 + seq, "INFO", "plugin", f"line {seq}", None)
+                             for seq in seqs])
+
+
+def write_spill_file(spill_dir: Path, batch: pa.Table) -> Path:
+    """An Arrow file in the spill dir, as a process leaves it; names sort in the order they are made."""
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    path = spill_dir / f"{time.time_ns():020d}.arrow"
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, LOG_ARROW_SCHEMA) as writer:
+        writer.write_table(batch)
+    return path
+
+
+def a_task_row(task_id: str, status: str, record_count: int = 0) -> dict:
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    return {"id": task_id, "plugin": "gone", "params": "{}", "status": status, "created_at": now,
+            "started_at": now, "finished_at": None if status in ("PENDING", "RUNNING") else now, "error": None,
+            "progress": None, "progress_message": None, "log_level": None, "record_count": record_count}
+
+
+def spilled_row(row: dict) -> dict:
+    """A task row as tasks.json holds it (times as ISO text)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def store_state(db, task_rows, batch=None) -> None:
+    """Write task rows and records straight into the database, as an earlier process did."""
+    store = Store(db)
+    try:
+        store.write(task_rows, batch)
+    finally:
+        store.close()
+
+
+def lines(params, context) -> None:
+    for i in range(params["n"]):
+        context.logger.info("line %d", i)
+
+
+def duplicates(db) -> list:
+    return read_db(db, "select task_id, seq, count(*) from task_logs group by all having count(*) > 1")
 
 
 # ---- restarts --------------------------------------------------------------------------------------
@@ -94,6 +148,7 @@ def test_sigkill_loses_nothing_that_was_reported_flushed(tmp_path, children, mak
     seqs = [r.seq for r in task.logs()]
     assert len(seqs) >= flushed
     assert seqs == list(range(1, len(seqs) + 1))  # no gap, no duplicate
+    assert task.info()["record_count"] == len(seqs)  # the records it really has, not the count at its last row change
     ticks = [int(r.message.split()[1]) for r in task.logs(source="plugin")]
     assert ticks == list(range(1, len(ticks) + 1))
 
@@ -113,6 +168,7 @@ def test_tasks_of_a_killed_process_become_interrupted(tmp_path, children, make_e
     assert running.status == "INTERRUPTED" and queued.status == "INTERRUPTED"
     assert running.finished_at is not None and running.error
     assert "working on it" in [r.message for r in running.logs()]
+    assert running.info()["record_count"] == len(running.logs()) > 0
     assert engine.tasks(status="RUNNING") == [] and engine.tasks(status="PENDING") == []
     assert {t.id for t in engine.tasks(status="INTERRUPTED")} == {running.id, queued.id}
 
@@ -277,3 +333,199 @@ def test_spilled_tasks_still_active_are_replayed_as_interrupted(tmp_path, make_e
     info = engine.task_info(row["id"])
     assert info["status"] == "INTERRUPTED" and info["finished_at"] is not None
     assert not (spill_dir / "tasks.json").exists()
+
+
+def test_interrupted_tasks_count_their_stored_and_spilled_records(tmp_path, make_engine):
+    """record_count of tasks marked INTERRUPTED at start is their highest seq, stored or still spilled:
+    a RUNNING row in the database, and active rows of tasks.json, stale or not."""
+    db = tmp_path / "logs.duckdb"
+    spill_dir = tmp_path / "logs.duckdb.spill"
+    in_db, in_file, stale = "0000000000001aaaa", "0000000000001bbbb", "0000000000001cccc"
+    # in_db: its row and records 1..30 were written, 31..50 were still in a spill file
+    # stale: tasks.json says 0 records (its row at the task's start), the database has 1..60
+    store_state(db, [a_task_row(in_db, "RUNNING"), a_task_row(stale, "RUNNING")],
+                pa.concat_tables([records(in_db, range(1, 31)), records(stale, range(1, 61))]))
+    write_spill_file(spill_dir, records(in_db, range(31, 51)))
+    write_spill_file(spill_dir, records(in_file, range(1, 41)))  # in_file: its row only in tasks.json
+    (spill_dir / "tasks.json").write_text(json.dumps([spilled_row(a_task_row(in_file, "RUNNING")),
+                                                      spilled_row(a_task_row(stale, "RUNNING"))]))
+    engine = make_engine(db)
+    assert engine.flush()
+    for task_id, count in ((in_db, 50), (in_file, 40), (stale, 60)):
+        info = engine.task_info(task_id)
+        assert (info["status"], info["record_count"]) == ("INTERRUPTED", count), task_id
+        assert [r.seq for r in engine.logs(task_id)] == list(range(1, count + 1))
+
+
+# ---- spill and replay: order, duplicates, failures -------------------------------------------------
+def test_a_spill_that_fails_keeps_the_batch_and_the_flusher_writes_it_later(tmp_path, children, make_engine):
+    """The database is locked and the spill dir cannot be made (a file is in its place): the batches stay in
+    memory, health says spilling failed, the flusher lives on; once both are back every record is written once."""
+    db = tmp_path / "logs.duckdb"
+    spill_dir = tmp_path / "spill"
+    spill_dir.write_text("not a directory")
+    holder = children("hold", db, stdin=True)
+    holder.expect("locked")
+    engine = make_engine(db, buffer_cap=100, spill_dir=spill_dir)
+    task = engine.run_task(lines, {"n": 1000})
+    assert task.wait(10) == "SUCCESS"
+    assert not engine.flush()  # past the cap: the spill is tried, and fails
+    health = engine.health()
+    assert health.pending == 1002 and health.spilled == 0
+    assert "spill" in health.last_error.lower() and health.database_available is False
+    assert [r.seq for r in task.logs()] == list(range(1, 1003))  # still readable from memory
+
+    spill_dir.unlink()  # the disk is back
+    assert holder.release() == 0
+    # No flush() from here: the flusher thread survived the failure and writes everything itself.
+    poll(lambda: engine.health().pending == 0, 15, "the flusher to write the kept batches", interval=0.1)
+    assert engine.health().last_error is None
+    engine.close()
+    assert seqs_of(db, task.id) == list(range(1, 1003))
+    assert duplicates(db) == []
+
+
+@pytest.mark.slow
+def test_batches_spilled_at_exit_replay_in_the_order_they_were_made(tmp_path, children, make_engine):
+    """An older batch still in memory and a newer one spilled past the cap: spilled at exit, the older one
+    must still be written first (each batch is named when it is made, not when it is spilled)."""
+    db = tmp_path / "logs.duckdb"
+    holder = children("hold", db, stdin=True)
+    holder.expect("locked")
+    engine = make_engine(db, buffer_cap=1000, flush_interval=3600)
+    half, go_on = threading.Event(), threading.Event()
+
+    def work(params, context):
+        for i in range(800):
+            context.logger.info("line %d", i)
+        half.set()
+        go_on.wait(10)
+        for i in range(800, 1500):
+            context.logger.info("line %d", i)
+
+    task = engine.run_task(work)
+    assert half.wait(10)
+    assert not engine.flush()  # records 1..801 become a batch kept in memory (under the cap)
+    go_on.set()
+    assert task.wait(10) == "SUCCESS"
+    assert not engine.flush()  # the rest, past the cap, goes to a spill file
+    assert 0 < engine.health().spilled < engine.health().pending
+    engine.close(timeout=0.5)  # still locked: the batch in memory is spilled too
+
+    assert holder.release() == 0
+    again = make_engine(db)
+    assert again.flush()
+    again.close()
+    assert seqs_of(db, task.id) == list(range(1, 1503))  # by id: written in the order they were made
+    assert [m for (m,) in read_db(db, "select message from task_logs where task_id = ? and source = 'plugin' "
+                                      "order by id", [task.id])] == [f"line {i}" for i in range(1500)]
+
+
+def test_logs_during_an_outage_never_answer_a_partial_log_from_the_buffer(tmp_path, children, make_engine):
+    """The database holds seq 81..131 of a task and the spill dir 1..80 (batches replayed out of order by an
+    earlier version): with the database locked, logs() must not answer 80 of 131 records as the whole log."""
+    db = tmp_path / "logs.duckdb"
+    spill_dir = tmp_path / "logs.duckdb.spill"
+    task_id = "0000000000001dddd"
+    row = a_task_row(task_id, "SUCCESS", record_count=131)
+    store_state(db, [row], records(task_id, range(81, 132)))
+    write_spill_file(spill_dir, records(task_id, range(1, 81)))
+    (spill_dir / "tasks.json").write_text(json.dumps([spilled_row(row)]))
+    holder = children("hold", db, stdin=True)
+    holder.expect("locked")
+    engine = make_engine(db)
+    assert engine.task_info(task_id)["record_count"] == 131  # known from the spilled row
+    with pytest.raises(Exception, match="lock"):
+        engine.logs(task_id)  # the database's error, not a partial log
+
+    assert holder.release() == 0
+    assert engine.flush()
+    assert [r.seq for r in engine.logs(task_id)] == list(range(1, 132))
+
+
+def test_logs_during_an_outage_answer_from_the_buffer_when_it_holds_the_whole_log(tmp_path, children, make_engine):
+    """The other side of the same check: a task whose every record waits in the buffer is readable while locked."""
+    db = tmp_path / "logs.duckdb"
+    holder = children("hold", db, stdin=True)
+    holder.expect("locked")
+    engine = make_engine(db, buffer_cap=50)  # most of it spilled
+    task = engine.run_task(lines, {"n": 300})
+    assert task.wait(10) == "SUCCESS"
+    engine.flush()
+    assert [r.seq for r in task.logs()] == list(range(1, 303))
+    assert holder.release() == 0
+
+
+def test_a_spill_file_whose_batch_was_committed_is_not_written_again(tmp_path, make_engine):
+    """A process killed after its batch's transaction committed, before the file was deleted: the next start
+    replays the file, and must insert none of its records a second time."""
+    db = tmp_path / "logs.duckdb"
+    first = make_engine(db)
+    task = first.run_task(lines, {"n": 500})
+    assert task.wait(10) == "SUCCESS"
+    first.close()
+    stored = read_db(db, "select task_id, seq, timestamp, level, source, message, metadata from task_logs "
+                         "where task_id = ? order by seq", [task.id])
+    committed = pa.Table.from_pylist([dict(zip(LOG_ARROW_SCHEMA.names, r)) for r in stored], LOG_ARROW_SCHEMA)
+    # The file holds the last 200 committed records and 3 that were not (seq 503..505, made up here).
+    write_spill_file(tmp_path / "logs.duckdb.spill",
+                     pa.concat_tables([committed.slice(302), records(task.id, (503, 504, 505))]))
+
+    again = make_engine(db)
+    assert again.flush()
+    again.close()
+    assert seqs_of(db, task.id) == list(range(1, 506))
+    assert duplicates(db) == []
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "postgresql"])
+def test_store_write_only_new_skips_what_is_stored(tmp_path, request, backend):
+    """Store.write(only_new=True), for a batch that may have been written before: only the (task_id, seq) not
+    yet stored are inserted, in the batch's order, other tasks' equal seqs untouched."""
+    url = str(tmp_path / "logs.duckdb") if backend == "duckdb" else request.getfixturevalue("postgres").new_database()
+    store = Store(url)
+    try:
+        store.write([a_task_row("t1", "RUNNING"), a_task_row("t2", "RUNNING")],
+                    pa.concat_tables([records("t1", range(1, 101)), records("t2", range(1, 11))]))
+        store.write([], pa.concat_tables([records("t1", range(51, 151)), records("t2", range(11, 21))]), only_new=True)
+        store.write([], records("t1", range(1, 151)), only_new=True)  # all stored: nothing happens
+    finally:
+        store.close()
+    by_id = read_db(url, "select task_id, seq from task_logs order by id")
+    assert [s for t, s in by_id if t == "t1"] == list(range(1, 151))
+    assert [s for t, s in by_id if t == "t2"] == list(range(1, 21))
+
+
+def test_an_unreadable_or_vanished_spill_file_is_reported_and_the_rest_is_written(tmp_path, children, make_engine,
+                                                                                  caplog):
+    """A spill file that cannot be read at start, and one deleted by someone else before its replay: both are
+    reported (health and log) and every other batch is written; nothing waits forever."""
+    db = tmp_path / "logs.duckdb"
+    spill_dir = tmp_path / "logs.duckdb.spill"
+    write_spill_file(spill_dir, records("t1", range(1, 11)))
+    broken = write_spill_file(spill_dir, records("t1", range(11, 21)))
+    broken.write_bytes(b"ARROW1 but cut short")
+    vanishing = write_spill_file(spill_dir, records("t2", range(1, 6)))
+    write_spill_file(spill_dir, records("t3", range(1, 4)))
+    (spill_dir / "tasks.json").write_text(json.dumps([
+        spilled_row(a_task_row(task_id, "SUCCESS", count)) for task_id, count in (("t1", 20), ("t2", 5), ("t3", 3))]))
+    holder = children("hold", db, stdin=True)
+    holder.expect("locked")
+    engine = make_engine(db)
+    assert broken.name in engine.health().last_error and "read" in engine.health().last_error
+    vanishing.unlink()
+    assert [r.seq for r in engine.logs("t3")] == [1, 2, 3]  # the buffer answers without the vanished file
+    with pytest.raises(Exception, match="lock"):
+        engine.logs("t1")  # 10 of its 20 records are in the unreadable file: no answer from the buffer alone
+
+    assert holder.release() == 0
+    poll(engine.flush, 15, "the readable spill files to be written", interval=0.1)
+    health = engine.health()
+    assert health.pending == 0 and health.database_available
+    assert "2 spill files not replayed" in health.last_error and vanishing.name in health.last_error
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(broken.name in m and "cannot be read" in m for m in logged)
+    assert any(vanishing.name in m and "vanished" in m for m in logged)
+    engine.close()
+    assert seqs_of(db, "t1") == list(range(1, 11)) and seqs_of(db, "t3") == [1, 2, 3] and seqs_of(db, "t2") == []
+    assert broken.exists()  # kept for whoever wants to look at it

@@ -6,7 +6,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-from nbtasklog.filter import FilterError, LogFilter, MetaCondition, fold_case, json_scalar_text, make_filter
+from nbtasklog.filter import (
+    FilterError,
+    LogFilter,
+    MetaCondition,
+    fold_case,
+    from_params,
+    json_scalar_text,
+    make_filter,
+)
 from nbtasklog.levels import Level
 from nbtasklog.record import LogRecord, datetime_to_us, metadata_to_json
 
@@ -38,14 +46,14 @@ def test_make_filter_parses_each_argument():
     assert flt.meta == (MetaCondition(("a", "b"), "1"), MetaCondition(("flag",), None))
     assert (flt.after_seq, flt.before_seq, flt.limit, flt.order) == (3, 10, 50, "desc")
     assert flt.since_us == T0
-    assert flt.until_us == datetime_to_us(datetime(2024, 5, 2, tzinfo=timezone.utc))
+    assert flt.until_us == datetime_to_us(datetime(2024, 5, 2).astimezone())  # naive: local time, as in Python
 
 
 def test_make_filter_meta_mapping_values_become_comparison_text():
     """Mapping values compare as the text JSON extraction gives: numbers, booleans; None means 'exists'."""
     flt = make_filter(meta={"dashboard_id": 10, "ok": True, "ms": 1e16, "name": "x", "present": None})
-    assert [(c.key, c.value) for c in flt.meta] == [
-        ("dashboard_id", "10"), ("ok", "true"), ("ms", "10000000000000000.0"), ("name", "x"), ("present", None),
+    assert [(c.key, c.value) for c in flt.meta] == [  # in key order: the order they were given means nothing
+        ("dashboard_id", "10"), ("ms", "10000000000000000.0"), ("name", "x"), ("ok", "true"), ("present", None),
     ]
 
 
@@ -212,7 +220,24 @@ def test_next_page_moves_the_right_bound_and_keeps_the_rest():
 
 def test_to_params_is_the_query_string_form():
     """to_params gives the REST query parameters of a filter and leaves out the defaults."""
-    flt = make_filter(level="warning", source=["b", "a"], search="x", meta={"a.b": 1, "c": None}, after=4, limit=9, order="desc")
-    assert flt.to_params() == {"level": "WARNING", "source": "a,b", "search": "x", "meta.a.b": "1", "meta.c": "",
-                               "after": "4", "limit": "9", "order": "desc"}
+    flt = make_filter(level="warning", source=["b", "a"], search="x", meta={"a.b": 1, "c": None, "d": "", "e": None},
+                      after=4, limit=9, order="desc", since=datetime(2024, 5, 1, 12, tzinfo=timezone.utc))
+    assert flt.to_params() == {"level": "WARNING", "source": "a,b", "search": "x", "meta.a.b": "1", "meta.d": "",
+                               "has": "c,e", "after": "4", "limit": "9", "order": "desc",
+                               "since": "2024-05-01T12:00:00+00:00"}
     assert make_filter().to_params() == {}
+
+
+def test_from_params_reads_back_what_to_params_wrote_and_one_meaning_everywhere():
+    """The empty value compares with the empty string in every face; 'exists' is `has`; times need an offset."""
+    flt = make_filter(meta={"k": ""}, until=datetime(2024, 5, 2, 0, 0, 0, 7, tzinfo=timezone.utc))
+    params = flt.to_params()
+    assert params == {"meta.k": "", "until": "2024-05-02T00:00:00.000007+00:00"}
+    assert from_params({k: [v] for k, v in params.items()}) == flt
+    assert from_params({"has": ["k"]}) == make_filter(meta={"k": None}) == make_filter(meta=["k"])
+    assert from_params({"meta.k": [""]}) == make_filter(meta=["k="])
+    assert from_params({"source": ["a", "b,c"]}).sources == frozenset({"a", "b", "c"})
+    with pytest.raises(FilterError, match="UTC offset"):
+        from_params({"since": ["2024-05-01T12:00:00"]})
+    with pytest.raises(FilterError, match="unknown query parameter 'colour'"):
+        from_params({"colour": ["red"]})

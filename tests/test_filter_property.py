@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from nbtasklog.filter import LogFilter, make_filter
+from nbtasklog.filter import LogFilter, from_params, make_filter
 from nbtasklog.levels import LEVEL_NAMES
 from nbtasklog.record import LogRecord, metadata_to_json
 from nbtasklog.store.store import Store, records_to_arrow
@@ -201,3 +201,11 @@ def test_keyset_pages_in_both_faces_cover_the_log_exactly_once(store: Store, rec
         walked.extend(page)
         flt = flt.next_page(page)
     assert walked == make_filter(level=level, order=order).apply(records)
+
+
+@given(data=st.data(), records=record_lists())
+def test_the_query_string_form_reads_back_as_the_same_filter(data: st.DataObject, records: list[LogRecord]) -> None:
+    """to_params then from_params gives the filter back: what a client sends is what the server applies."""
+    flt = data.draw(filters(records))
+    params = {name: [value] for name, value in flt.to_params().items()}
+    assert from_params(params) == flt

@@ -107,3 +107,26 @@ def test_a_postgresql_outage_mid_task_loses_nothing(tmp_path):
         if engine is not None:
             engine.close(timeout=10)  # before the server goes: its last writes still have somewhere to go
         server.remove()
+
+
+def test_the_hostile_corpus_on_postgresql_is_stored_and_persistence_goes_on(postgres, engines):
+    """PostgreSQL's text and JSONB hold no NUL (\\x00 / \\u0000): a record carrying one is stored with U+FFFD
+    there, and neither it nor anything else in the corpus stops the flusher; a later task stores everything."""
+    from hostile import hostile_plugin, only_nbtasklog_on_the_root_logger
+
+    from nbtasklog.record import REPLACEMENT
+
+    engine = engines(postgres.new_database())
+    with only_nbtasklog_on_the_root_logger():
+        task = engine.run_task(hostile_plugin)
+        assert task.wait(WAIT) == "SUCCESS", task.error
+    assert engine.flush(), engine.health().last_error
+    stored = task.logs()
+    assert [r.seq for r in stored] == list(range(1, task.info()["record_count"] + 1))
+    messages = [r.message for r in stored]
+    assert f"NUL a{REPLACEMENT}b" in messages
+    assert any(r.metadata and r.metadata.get("value", {}).get("nul") == f"x{REPLACEMENT}y" for r in stored)
+    later = engine.run_task(lambda params, context: [context.logger.info("ok %d", i) for i in range(100)])
+    assert later.wait(WAIT) == "SUCCESS"
+    assert engine.flush() and engine.health().database_available
+    assert len(later.logs()) == 102

@@ -23,6 +23,7 @@ from nbtasklog.store.store import (
     arrow_to_records,
     database_url,
     records_to_arrow,
+    sql_rows,
 )
 
 T0 = datetime(2026, 2, 7, 12, 0, 0, 123456, tzinfo=timezone.utc)
@@ -266,6 +267,21 @@ def test_store_sql_on_postgresql_is_read_only_bounded_and_without_files(postgres
         with pytest.raises(SQLError, match=reason):
             store.sql(query, max_rows=10, timeout=0.5)
     assert store.sql("select count(*) n from task_logs", max_rows=10, timeout=5)[0].to_pylist() == [{"n": 30}]
+    store.close()
+
+
+def test_store_sql_on_postgresql_answers_every_column_as_it_is(postgres):
+    """Repeated names keep their columns; a type without a binary form in psycopg (money, bit) comes as its text,
+    not raw bytes; a column Arrow cannot type (NaN among numerics, 'infinity' among dates) as text, JSON columns as
+    JSON text; TIME WITH TIME ZONE keeps its offset."""
+    store = Store(postgres.new_database(role="analyst"))
+    table, _ = store.sql(
+        "SELECT 1 AS a, 2 AS a, n, money '12.34' AS m, '101'::bit(3) AS b, d, '12:00+02'::timetz AS tz, j FROM (VALUES "
+        "(1.5::numeric, 'infinity'::date, '{\"k\": 1}'::jsonb), ('NaN'::numeric, '2024-01-02'::date, '[1]'::jsonb)) v(n, d, j)",
+        max_rows=10, timeout=5)
+    assert table.column_names == ["a", "a", "n", "m", "b", "d", "tz", "j"]
+    assert sql_rows(table) == [[1, 2, "1.5", "$12.34", "101", "infinity", "12:00:00+02:00", '{"k": 1}'],
+                               [1, 2, "NaN", "$12.34", "101", "2024-01-02", "12:00:00+02:00", "[1]"]]
     store.close()
 
 

@@ -28,9 +28,9 @@ describe('makeFilter parsing', () => {
     expect(f.untilUs).toBe(Date.UTC(2024, 4, 2) * 1000);
   });
 
-  it('meta mapping values become comparison text', () => {
+  it('meta mapping values become comparison text, in key order (the order given means nothing)', () => {
     const f = makeFilter({ meta: { dashboard_id: 10, ok: true, name: 'x', present: null } });
-    expect(f.meta.map((c) => [c.key, c.value])).toEqual([['dashboard_id', '10'], ['ok', 'true'], ['name', 'x'], ['present', null]]);
+    expect(f.meta.map((c) => [c.key, c.value])).toEqual([['dashboard_id', '10'], ['name', 'x'], ['ok', 'true'], ['present', null]]);
   });
 
   it('errors_only means ERROR whatever level says; sources may be a list', () => {
@@ -151,8 +151,9 @@ describe('apply, paging form, narrowing', () => {
   });
 
   it('toParams is the query-string form', () => {
-    const f = makeFilter({ level: 'warning', source: ['b', 'a'], search: 'x', meta: { 'a.b': 1, c: null }, after: 4, limit: 9, order: 'desc' });
-    expect(f.toParams()).toEqual({ level: 'WARNING', source: 'a,b', search: 'x', 'meta.a.b': '1', 'meta.c': '', after: '4', limit: '9', order: 'desc' });
+    const f = makeFilter({ level: 'warning', source: ['b', 'a'], search: 'x', meta: { 'a.b': 1, c: null, d: '', e: null }, after: 4, limit: 9, order: 'desc', since: '2024-05-01T12:00:00+00:00' });
+    expect(f.toParams()).toEqual({ level: 'WARNING', source: 'a,b', search: 'x', 'meta.a.b': '1', 'meta.d': '', has: 'c,e', after: '4', limit: '9', order: 'desc', since: '2024-05-01T12:00:00+00:00' });
+    expect(makeFilter({ until: T0 + 7 }).toParams()).toEqual({ until: '2024-05-01T12:00:00.000007+00:00' });
     expect(makeFilter().toParams()).toEqual({});
   });
 
@@ -168,8 +169,9 @@ describe('apply, paging form, narrowing', () => {
     expect(makeFilter({ meta: ['k=1'] }).narrows(makeFilter())).toBe(false); // metadata always asks the server
   });
 
-  it('ISO times are exact to the microsecond, naive ones UTC', () => {
-    expect(isoToUs('2024-05-01T12:00:00.000001')).toBe(T0 + 1);
+  it('ISO times are exact to the microsecond, naive ones local time (as make_filter takes them)', () => {
+    expect(isoToUs('2024-05-01T12:00:00.000001Z')).toBe(T0 + 1);
     expect(isoToUs('2024-05-01T14:00:00+02:00')).toBe(T0);
+    expect(isoToUs('2024-05-01T12:00:00.000001')).toBe(new Date(2024, 4, 1, 12, 0, 0).getTime() * 1000 + 1);
   });
 });

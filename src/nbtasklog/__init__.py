@@ -53,8 +53,8 @@ def list_tasks(**filters: Any) -> list[Task]:
 
 
 def list_plugins() -> list[dict[str, Any]]:
-    """Registered plugins: name, description, params_schema."""
-    return get_engine().registry.describe()
+    """The plugins a task can be started with: name, description, params_schema, runs_in ("local" or "server")."""
+    return get_engine().plugins()
 
 
 def sql(query: str, **options: Any) -> Any:

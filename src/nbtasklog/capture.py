@@ -14,7 +14,8 @@ from typing import Any
 
 from .context import current_emitter
 from .levels import from_stdlib
-from .logger import TaskEmitter, exception_fields
+from .logger import MAX_SOURCE_LENGTH, TaskEmitter, exception_fields
+from .record import safe_str, valid_text
 
 # Attributes every stdlib LogRecord has; anything else came from `extra=` and becomes metadata.
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
@@ -33,16 +34,20 @@ class TaskLogHandler(logging.Handler):
         level = int(from_stdlib(record.levelno))
         if level < emitter.min_level:
             return
+        name = _LEVEL_NAMES[level]
         try:
-            message = record.getMessage()
-        except Exception as error:  # a bad %-format in someone's log call: keep what we can
-            message = f"{record.msg!r} % {record.args!r} ({type(error).__name__}: {error})"
-        metadata: dict[str, Any] = {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS}
-        if record.exc_info and record.exc_info[1] is not None:
-            metadata.update(exception_fields(record.exc_info[1]))
-        if record.stack_info:
-            metadata["stack"] = record.stack_info
-        emitter.emit(_LEVEL_NAMES[level], record.name, message, (), metadata)
+            metadata: dict[str, Any] = {k: v for k, v in record.__dict__.items() if k not in _STANDARD_ATTRS}
+            if record.exc_info and record.exc_info[1] is not None:
+                metadata.update(exception_fields(record.exc_info[1]))
+            if record.stack_info:
+                metadata["stack"] = record.stack_info
+            # The emitter formats msg % args itself, so that a bad format or an argument whose str
+            # raises is recorded the way a TaskLogger call's is (format_error, format_args).
+            message = record.msg if isinstance(record.msg, str) else safe_str(record.msg)
+            emitter.emit(name, _source_of(record.name), message, record.args or (), metadata)
+        except Exception as error:  # never raise into the code that logged (stdlib's own rule)
+            emitter.emit(name, _source_of(record.name), "a stdlib log call could not be recorded", (),
+                         {"error": f"{type(error).__name__}: {safe_str(error)}"})
 
     def _outside_task(self, record: logging.LogRecord) -> None:
         # Our handler on the root hides Python's last-resort handler; stand in for it when
@@ -50,6 +55,19 @@ class TaskLogHandler(logging.Handler):
         if record.levelno < logging.lastResort.level or _has_other_handler(record.name, self):
             return
         logging.lastResort.handle(record)
+
+
+_sources: dict[str, str] = {}  # logger name -> source: a process has a few hundred loggers at most
+
+
+def _source_of(name: str) -> str:
+    """A logger's name as a record's source: valid text, without the comma filters separate sources by."""
+    source = _sources.get(name)
+    if source is None:
+        if len(_sources) > 10_000:  # loggers made per object: do not keep them all
+            _sources.clear()
+        source = _sources[name] = valid_text(str(name) or "root").replace(",", "_")[:MAX_SOURCE_LENGTH]
+    return source
 
 
 def _has_other_handler(name: str, ours: logging.Handler) -> bool:

@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import sys
 import warnings
@@ -52,7 +53,7 @@ from .levels import LEVEL_NAMES, parse_level
 from .plugins import UnknownPluginError
 from .record import LogRecord
 from .remote import ServerError, discover_server
-from .store.store import SQLError
+from .store.store import SQLError, sql_json, sql_rows
 from .task import Task
 
 OK, TASK_FAILED, USAGE, UNKNOWN_TASK, DATABASE, INTERRUPTED, BROKEN_PIPE = 0, 1, 2, 3, 4, 130, 141
@@ -200,9 +201,11 @@ class _Session:
         self.colour = colour
         self._engine: Engine | None = None
 
-    def engine(self) -> Engine:
+    def engine(self, require_available: bool = True) -> Engine:
+        """The engine, opened on first use; unless `require_available` is False (health reports it
+        instead), a database that cannot be used is a CLIError with exit code 4."""
         if self._engine is None:
-            self._engine = open_engine(self.db)
+            self._engine = open_engine(self.db, require_available)
         return self._engine
 
     def close(self) -> None:
@@ -232,7 +235,8 @@ def out(text: str = "", *, flush: bool = False) -> None:
 
 
 def note(text: str) -> None:
-    print(text, file=sys.stderr)
+    # Notes and errors quote task errors, plugin names and the user's own input: printable() them all.
+    print(printable(text, newlines=True), file=sys.stderr)
 
 
 @contextmanager
@@ -250,7 +254,7 @@ def _quiet_buffer_log() -> Iterator[None]:
         logger.disabled = saved
 
 
-def open_engine(db: str | None) -> Engine:
+def open_engine(db: str | None, require_available: bool = True) -> Engine:
     """The engine for `db`: a running Jupyter server that owns the database if there is one, else the store itself."""
     target = db
     if target is None or not target.startswith(("http://", "https://")):
@@ -272,7 +276,7 @@ def open_engine(db: str | None) -> Engine:
         except Exception as error:
             raise CLIError(f"cannot open the database {target}: {_one_line(error)}", DATABASE) from None
         health = engine.health()
-        if not health.database_available:
+        if not health.database_available and require_available:
             engine.close(timeout=0)
             hint = ""
             if "lock" in (health.last_error or "").lower():
@@ -305,6 +309,30 @@ def where(engine: Engine) -> str:
 
 
 # ---- formatting -------------------------------------------------------------------------------------
+# What a terminal acts on instead of showing: C0 controls (ESC starts sequences that repaint the screen or
+# retitle the window, CR and BS overwrite), DEL, C1 controls (CSI, OSC), and the Unicode bidi controls that
+# reorder what follows (text that reads one way and is another). Tab is harmless; newline, where kept,
+# is laid out by the caller.
+_CONTROLS = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNPRINTABLE = re.compile(f"[{_CONTROLS}\n]")
+_UNPRINTABLE_BUT_NEWLINE = re.compile(f"[{_CONTROLS}]")
+
+
+def printable(text: str, *, newlines: bool = False) -> str:
+    """`text` safe to print to a terminal: each control character shown as its Python escape (\\x1b, \\r,
+    \\x00, \\u202e), as repr() shows it; tabs stay, and newlines too with `newlines`.
+
+    Every text from users or records that the CLI prints (not JSON, which escapes it) goes through here.
+    """
+    if text.isascii() and text.isprintable():  # the usual text, at C speed: nothing to escape
+        return text
+    return (_UNPRINTABLE_BUT_NEWLINE if newlines else _UNPRINTABLE).sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return repr(match.group())[1:-1]
+
+
 def local_time(value: datetime | None) -> str:
     """A UTC datetime as local time to the second, for tables."""
     return "" if value is None else value.astimezone().strftime("%Y-%m-%d %H:%M:%S")
@@ -349,20 +377,21 @@ def format_record(session: _Session, record: LogRecord, with_date: bool = True) 
     Continuation lines of a message, and a traceback in the metadata, follow indented.
     """
     stamp = record_time(record.timestamp_us, with_date)
-    head = f"{stamp} {session.level(record.level, 7)} {('[' + record.source + ']').ljust(SOURCE_WIDTH)} "
+    source = printable(record.source)
+    head = f"{stamp} {session.level(printable(record.level), 7)} {('[' + source + ']').ljust(SOURCE_WIDTH)} "
     indent = " " * (len(stamp) + 1 + 7 + 1 + SOURCE_WIDTH + 1)
     first, *more = record.message.split("\n")
-    line = head + first
-    extra: list[str] = [indent + text for text in more]
+    line = head + printable(first)
+    extra: list[str] = [indent + printable(text) for text in more]
     metadata_json = record.metadata_json
     if metadata_json is not None and '"traceback"' in metadata_json:
         metadata = json.loads(metadata_json)
         traceback = metadata.pop("traceback", None) if isinstance(metadata, dict) else None
         if isinstance(traceback, str):
-            extra += [indent + text for text in traceback.rstrip("\n").split("\n")]
+            extra += [indent + printable(text) for text in traceback.rstrip("\n").split("\n")]
             metadata_json = json.dumps(metadata, ensure_ascii=False, separators=(",", ":")) if metadata else None
     if metadata_json is not None:
-        line += " " + metadata_json
+        line += " " + printable(metadata_json)
     return "\n".join([line, *extra])
 
 
@@ -384,7 +413,10 @@ def _json_default(value: Any) -> Any:
 
 def table(session: _Session, headers: list[str], rows: list[list[str]],
           paint: dict[int, Callable[[str, int], str]] | None = None) -> None:
-    """Columns padded to their widest cell; `paint` colours a column after padding (ANSI codes take no width)."""
+    """Columns padded to their widest cell, shown printable(); `paint` colours a column after padding (ANSI
+    codes take no width)."""
+    headers = [printable(h) for h in headers]
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     out("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
     for row in rows:
@@ -479,7 +511,7 @@ def cmd_run(args: argparse.Namespace, session: _Session) -> int:
             raise CLIError(f"--log-level: {error}") from None
     engine = session.engine()
     task = start(engine, args.plugin, params, level)
-    out(f"Started task {task.id}: {args.plugin} {json.dumps(params, ensure_ascii=False)}", flush=True)
+    out(printable(f"Started task {task.id}: {args.plugin} {json.dumps(params, ensure_ascii=False)}"), flush=True)
     return watch(session, task, follow=args.follow)
 
 
@@ -557,7 +589,7 @@ def cmd_demo(args: argparse.Namespace, session: _Session) -> int:
     stats = task.stats()
     out()
     levels = "   ".join(f"{session.level(name)} {stats['levels'][name]}" for name in LEVEL_NAMES if stats["levels"].get(name))
-    sources = "   ".join(f"{name} {count}" for name, count in sorted(stats["sources"].items(), key=lambda kv: (-kv[1], kv[0])))
+    sources = "   ".join(f"{printable(name)} {count}" for name, count in sorted(stats["sources"].items(), key=lambda kv: (-kv[1], kv[0])))
     out(f"{bold('By level ')}   {levels}")
     out(f"{bold('By source')}   {sources}")
     out()
@@ -591,15 +623,9 @@ def cmd_tasks(args: argparse.Namespace, session: _Session) -> int:
     statuses = [s.strip().upper() for s in args.status.split(",") if s.strip()] if args.status else None
     engine = session.engine()
     try:
-        tasks = engine.tasks(status=statuses, plugin=args.plugin, limit=args.limit)
+        infos = engine.task_page(status=statuses, plugin=args.plugin, limit=args.limit)["tasks"]
     except ValueError as error:
         raise CLIError(f"{error} (statuses: PENDING, RUNNING, SUCCESS, FAILED, CANCELLED, INTERRUPTED)") from None
-    infos = []
-    for task in tasks:
-        try:
-            infos.append(task.info())
-        except UnknownTaskError:  # deleted meanwhile
-            continue
     if args.format == "jsonl":
         for info in infos:
             out(json.dumps(dict(info, duration=task_duration(info)), ensure_ascii=False, default=_json_default))
@@ -664,7 +690,7 @@ def cmd_delete(args: argparse.Namespace, session: _Session) -> int:
     except RuntimeError as error:  # the database went away between opening and deleting
         raise CLIError(str(error), DATABASE) from None
     count = info.get("record_count") or 0
-    out(f"Deleted task {task_id} ({info['plugin']}, {info['status']}) and its {count} log record{'s' * (count != 1)}.")
+    out(printable(f"Deleted task {task_id} ({info['plugin']}, {info['status']}) and its {count} log record{'s' * (count != 1)}."))
     return OK
 
 
@@ -717,34 +743,55 @@ def cmd_sql(args: argparse.Namespace, session: _Session) -> int:
             raise CLIError(f"SQL refused: {error}") from None
     truncated = any("cut to the first" in str(w.message) for w in caught)
     names = result.column_names
-    rows = result.to_pylist()
+    rows = sql_rows(result)  # lists: a repeated column name keeps its column
     if args.format == "jsonl":
+        keys = [json.dumps(key, ensure_ascii=False) for key in distinct_names(names)]
         for row in rows:
-            out(json.dumps(row, ensure_ascii=False, default=_json_default))
+            out("{" + ", ".join(f"{key}: {sql_json(value)}" for key, value in zip(keys, row)) + "}")
     elif args.format == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(names)
         for row in rows:
-            writer.writerow(["" if row[n] is None else _cell(row[n], None) for n in names])
+            writer.writerow(["" if value is None else _cell(value, None) for value in row])
     else:
-        table(session, list(names), [[_cell(row[n], 80) for n in names] for row in rows])
+        table(session, list(names), [[_cell(value, 80) for value in row] for row in rows])
         note(f"({len(rows)} row{'s' * (len(rows) != 1)})")
     if truncated:
         note(f"(cut to the first {args.max_rows} rows; --max-rows N for more)")
     return OK
 
 
+def distinct_names(names: list[str]) -> list[str]:
+    """Column names as JSON object keys: a name seen before gets the first free suffix _2, _3, ...
+    (free: no column has it and no earlier one got it), so SELECT 1 AS a, 2 AS a, 3 AS a_2 gives a, a_3, a_2."""
+    taken = set(names)
+    keys: list[str] = []
+    for name in names:
+        key, number = name, 2
+        while key in keys:
+            while f"{name}_{number}" in taken or f"{name}_{number}" in keys:
+                number += 1
+            key = f"{name}_{number}"
+        keys.append(key)
+    return keys
+
+
 def _cell(value: Any, width: int | None) -> str:
+    """A value of sql_rows() as table or CSV text; for the table (`width`) printable and cut to that width."""
     if value is None:
         text = "NULL"
+    elif isinstance(value, str):
+        text = value
     elif isinstance(value, datetime):
         text = value.isoformat(sep=" ")
-    elif isinstance(value, (dict, list)):
-        text = json.dumps(value, ensure_ascii=False, default=_json_default)
+    elif isinstance(value, (bytes, bytearray)):
+        text = bytes(value).hex()
+    elif isinstance(value, (dict, list, tuple)):  # MAPs, STRUCTs, lists, INTERVALs: their JSON
+        text = sql_json(value)
     else:
         text = str(value)
     if width is not None:
-        text = text.replace("\n", "\\n")
+        text = printable(text)
         if len(text) > width:
             text = text[: width - 3] + "..."
     return text
@@ -752,33 +799,36 @@ def _cell(value: Any, width: int | None) -> str:
 
 def cmd_plugins(args: argparse.Namespace, session: _Session) -> int:
     engine = session.engine()
-    plugins = engine.store.plugins() if engine.remote else engine.registry.describe()  # type: ignore[union-attr]
+    plugins = engine.plugins()
     if not plugins:
         out("No plugins registered.")
         return OK
-    width = max(len(p["name"]) for p in plugins)
+    width = max(len(printable(p["name"])) for p in plugins)
     for plugin in plugins:
-        out(f"{session.paint(plugin['name'].ljust(width), '1')}  {plugin.get('description') or ''}".rstrip())
+        name = printable(plugin["name"])
+        out(f"{session.paint(name.ljust(width), '1')}  {printable(plugin.get('description') or '')}".rstrip())
         properties = (plugin.get("params_schema") or {}).get("properties") or {}
         if properties:
             described = []
             for name, spec in properties.items():
                 default = f"={json.dumps(spec['default'])}" if isinstance(spec, dict) and "default" in spec else ""
                 described.append(f"{name}{default}")
-            out(f"{'':{width}}  params: {', '.join(described)}")
+            out(f"{'':{width}}  params: {printable(', '.join(described))}")
     return OK
 
 
 def cmd_health(args: argparse.Namespace, session: _Session) -> int:
-    engine = session.engine()
+    engine = session.engine(require_available=False)
     health = engine.health()
     values = dict(health.to_dict(), database=where(engine))
     if args.format == "json":
         out(json.dumps(values, ensure_ascii=False))
     else:
         available = session.paint("yes", "32") if health.database_available else session.paint("no", "1;31")
-        rows = [
-            ("database", values["database"]),
+        rows = [("database", values["database"])]
+        if health.server is not None:  # the server's own database, which this process's records go to
+            rows.append(("server's database", str(health.server.get("database", "?"))))
+        rows += [
             ("available", available),
             ("pending records", str(health.pending)),
             ("spilled to disk", str(health.spilled)),
@@ -787,7 +837,7 @@ def cmd_health(args: argparse.Namespace, session: _Session) -> int:
             ("last error", f"{health.last_error} ({local_time(health.last_error_at)})" if health.last_error else "-"),
         ]
         for name, value in rows:
-            out(f"{name:<23} {value}")
+            out(f"{name:<23} {value if name == 'available' else printable(value)}")
     return OK if health.database_available else DATABASE
 
 

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .logger import TaskEmitter, TaskLogger
+from .record import safe_str
 
 # The task whose code is running now. Threads started with a copied context and asyncio code see
 # it too; that is how stdlib logging, print and belief_scope find the task they belong to.
@@ -55,7 +56,7 @@ class TaskContext:
             raise ValueError(f"progress must be a number between 0 and 1, not {fraction!r}") from None
         if value != value:  # NaN
             raise ValueError("progress must be a number between 0 and 1, not NaN")
-        self._report_progress(min(1.0, max(0.0, value)), None if message is None else str(message))
+        self._report_progress(min(1.0, max(0.0, value)), None if message is None else safe_str(message))
 
     def __repr__(self) -> str:
         return f"<TaskContext task={self.task_id}>"

@@ -18,7 +18,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -26,21 +26,49 @@ from typing import Any
 from . import belief, capture
 from .filter import LogFilter, make_filter
 from .levels import parse_level
-from .live import Subscription
-from .logger import DEFAULT_MAX_MESSAGE_BYTES, TaskEmitter
-from .plugins import Registry, UnknownPluginError, as_callable, plugin_name, registry as default_registry
-from .record import LogRecord
+from .live import LiveReaders, Subscription
+from .logger import DEFAULT_MAX_MESSAGE_BYTES, TaskEmitter, repair_record
+from .plugins import Registry, UnknownPluginError, as_callable, plugin_name
+from .plugins import registry as default_registry
+from .record import LogRecord, valid_text
+from .redact import Redactor
 from .remote import RemoteStore, ServerConnection, ServerError, discover_server
-from .runner import ACTIVE, Runner, TaskState, new_task_id, utcnow
+from .runner import ACTIVE, STATUSES, Runner, TaskState, new_task_id, utcnow
 from .settings import Settings, SettingsManager
 from .store.buffer import ROW_GROUP, Health, WriteBuffer
-from .store.store import Store
+from .store.store import Store, sql_to_pandas
 from .task import LogRecords, Task, wait_until
 
 log = logging.getLogger("nbtasklog")
 
 PAGE = 10_000  # records per history page when a reader walks a whole log
 LEASE = 60.0  # seconds an ingested task may stay silent before it is marked INTERRUPTED
+MAX_PLUGIN_NAME = 255  # the tasks.plugin column's width
+
+
+@dataclass
+class _Lease:
+    """An ingested task's lease: when its kernel was last heard, and the last seq it sent."""
+
+    last_seq: int = 0
+    seen: float = 0.0
+    status: str | None = None  # the final status, once the task ended
+    final: int | None = None  # then: its record count, the last seq it may still receive
+
+
+def _seq_of(record: LogRecord) -> int:
+    return record.seq
+
+
+def _valid_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A task row from outside with valid text, within the columns' widths."""
+    out = dict(row)
+    for key in ("plugin", "params", "error", "progress_message"):
+        if isinstance(out.get(key), str):
+            out[key] = valid_text(out[key])
+    if isinstance(out.get("plugin"), str):
+        out["plugin"] = out["plugin"][:MAX_PLUGIN_NAME]
+    return out
 
 
 class UnknownTaskError(LookupError):
@@ -88,7 +116,13 @@ def _spill_dir_for(url: Any) -> Path:
 
 
 class Engine:
-    """Runs tasks and keeps their logs in one database, in this process."""
+    """Runs tasks and keeps their logs in one database, in this process.
+
+    `redact_patterns` (regular expressions of more secrets in text), `redact_keys` (more key names
+    whose values are secrets) and `redact_defaults` (False: only those, not redact.py's defaults)
+    make `engine.redactor`, which takes secrets out of messages, metadata and params before they are
+    stored or streamed. A pattern that does not compile is refused here, before the store is opened.
+    """
 
     def __init__(
         self,
@@ -105,7 +139,12 @@ class Engine:
         cleanup_interval: timedelta | str | float = 3600,
         registry: Registry | None = None,
         handle_signals: bool = True,
+        redact_patterns: list[str] | tuple[str, ...] = (),
+        redact_keys: list[str] | tuple[str, ...] = (),
+        redact_defaults: bool = True,
     ) -> None:
+        # First: a broken pattern raises before anything is opened or started.
+        self.redactor = Redactor(redact_patterns, redact_keys, defaults=redact_defaults)
         self.store = store if store is not None else Store(url if url is not None else default_database())
         # Remote: a Jupyter server owns the database; this process runs only the tasks defined in it.
         self.remote = isinstance(self.store, RemoteStore)
@@ -123,16 +162,17 @@ class Engine:
             memory_cap=buffer_cap,
             on_connect=self._on_first_connect,
         )
-        self.runner = Runner(max_workers, on_change=self._task_changed)
+        self.runner = Runner(max_workers, on_change=self._task_changed, redact=self.redactor.text)
         self._task_listeners: list[Any] = []
         # Live readers per task id, for tasks run here and tasks whose records arrive by ingest().
-        self._live: dict[str, list[Subscription]] = {}
+        self._live = LiveReaders()
         self.settings_manager.subscribe(self._apply_settings)
         self._closed = False
         self.retention = parse_duration(retention) if retention is not None else None
         self._cleanup_interval = parse_duration(cleanup_interval).total_seconds()
         self._maintenance_stop = threading.Event()
-        self._external_seen: dict[str, float] = {}  # ingested tasks still active -> last contact
+        self._leases: dict[str, _Lease] = {}  # ingested tasks still active -> their kernel's lease
+        self._ingest_lock = threading.Lock()
         self.buffer.flush()  # connect now if the database answers: settings, INTERRUPTED marks
         self.buffer.start()
         threading.Thread(target=self._maintain, name="nbtasklog-maintenance", daemon=True).start()
@@ -143,7 +183,11 @@ class Engine:
 
     # ---- start-up ---------------------------------------------------------------------------
     def _on_first_connect(self) -> None:
-        interrupted = self.store.mark_interrupted(utcnow())
+        interrupted: list[str] = []
+        if not self.remote:  # a server marks its own tasks at its start
+            # Tasks left active in the database or in tasks.json, counted with their spilled records.
+            spilled_rows, spilled_last_seqs = self.buffer.left_active()
+            interrupted = self.store.mark_interrupted(utcnow(), spilled_last_seqs, spilled_rows)
         if interrupted:
             log.warning("nbtasklog: %d task(s) were running when their process ended; marked INTERRUPTED", len(interrupted))
         self.settings_manager.load(self.store.load_settings())
@@ -181,9 +225,12 @@ class Engine:
         if not isinstance(params, dict):
             raise TypeError(f"params must be a dict (a JSON object), not {type(params).__name__}")
         try:
-            params_json = json.dumps(params, allow_nan=False)
-        except (TypeError, ValueError) as error:
+            params_text = json.dumps(params, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as error:
             raise ValueError(f"params must be JSON-serializable: {error}") from None
+        # The store and every reader get valid text (a lone surrogate from os.fsdecode becomes U+FFFD);
+        # the plugin gets its params as they were given.
+        params_json = self.redactor.metadata_json(valid_text(params_text))
         override = parse_level(log_level) if log_level is not None else None
         settings = self.settings_manager.current
         task_id = new_task_id()
@@ -193,11 +240,27 @@ class Engine:
             min_level=override or settings.task_log_level,
             max_message_bytes=self.max_message_bytes,
             belief_scope_enabled=settings.belief_scope_enabled,
+            redactor=self.redactor,
         )
-        emitter.subscribers = self._live.setdefault(task_id, [])
-        state = TaskState(task_id, name, json.loads(params_json), params_json, emitter, override)
+        self._live.attach(task_id, emitter)
+        state = TaskState(task_id, valid_text(name)[:MAX_PLUGIN_NAME], json.loads(params_json), params_json,
+                          json.loads(params_text), emitter, override)
         self.runner.submit(state, call, dict(config or {}))
         return Task(self, task_id)
+
+    def plugins(self) -> list[dict[str, Any]]:
+        """What a task can be started with here: name, description, params_schema and `runs_in`.
+
+        Embedded, every registered plugin runs in this process ("local"). In a kernel with a server,
+        the server's plugins run there ("server"), and those registered in this process with
+        register() run here ("local", also when the server has one of that name: run_task picks it).
+        """
+        local = [dict(p, runs_in="local") for p in self.registry.describe()]
+        if not self.remote:
+            return local
+        mine = {p["name"]: p for p in local if self.registry.is_runtime(p["name"])}
+        served = [dict(p, runs_in="server") for p in self.store.plugins() if p["name"] not in mine]  # type: ignore[union-attr]
+        return sorted([*served, *mine.values()], key=lambda p: p["name"])
 
     def _submit_to_server(self, plugin: str, params: Any, log_level: object) -> Task:
         """A registered plugin runs in the server process, which owns the store."""
@@ -215,8 +278,8 @@ class Engine:
     def _task_changed(self, state: TaskState) -> None:
         row = state.row()
         self.buffer.put_task(row)
-        if state.status not in ACTIVE and not self._live.get(state.id):
-            self._live.pop(state.id, None)
+        if state.status not in ACTIVE:
+            self._live.detach(state.id)
         self._notify(dict(row, params=state.params))
 
     def _notify(self, row: dict[str, Any]) -> None:
@@ -226,28 +289,106 @@ class Engine:
             except Exception:
                 log.exception("nbtasklog: task listener failed")
 
-    def ingest(self, task_rows: list[dict[str, Any]], records: list[LogRecord]) -> None:
+    def ingest(self, task_rows: list[dict[str, Any]], records: list[LogRecord]) -> dict[str, Any]:
         """Take task rows and records made elsewhere (a kernel running a notebook-defined plugin).
 
-        They are buffered and written like this process's own, and offered to live readers.
-        Tasks run by this process cannot be written to from outside.
+        They are buffered and written like this process's own, and offered to live readers. Ingest
+        only appends to tasks it leases: a new task, or one whose kernel already sends it. Records at
+        or below a task's last seq are duplicates of a retried batch and are dropped; a task that
+        ended takes no record past its final count and no other row; a task run by this process is
+        refused; the answer says what was refused and why. An INTERRUPTED task (its kernel went
+        silent, or this server restarted) is taken up again by the kernel that still sends it.
+        Returns {"tasks", "records", "duplicates", "refused": [{"task_id", "reason", "records"}]}.
         """
-        now = time.monotonic()
-        for task_id in {row["id"] for row in task_rows} | {r.task_id for r in records}:
-            if self.runner.get(task_id) is not None:
-                raise TaskActiveError(f"task {task_id} is run by this server; its log cannot be written from outside")
-            self._external_seen[task_id] = now
-        for row in task_rows:
-            if row.get("status") not in ACTIVE:
-                self._external_seen.pop(row["id"], None)
-            self.buffer.put_task(row)
+        by_task: dict[str, list[LogRecord]] = {}
         for record in records:
-            self.buffer.append(tuple(record))  # plain tuples in the queue (see WriteBuffer.append)
-            for subscriber in self._live.get(record.task_id, ()):
-                subscriber.offer(record)
-        for row in task_rows:
-            params = row.get("params")
-            self._notify(dict(row, params=json.loads(params) if isinstance(params, str) else params))
+            by_task.setdefault(record.task_id, []).append(record)
+        rows = {row["id"]: self._redacted_row(_valid_row(row)) for row in task_rows}
+        accepted, duplicates, refused = 0, 0, []
+        # One ingest at a time: a retried batch overlapping the first try must not interleave with it.
+        with self._ingest_lock:
+            now = time.monotonic()
+            for task_id in list(dict.fromkeys([*rows, *by_task])):
+                row, mine = rows.get(task_id), sorted(by_task.get(task_id, ()), key=_seq_of)
+                lease = self._leases.get(task_id)
+                reason = None
+                if lease is None:
+                    lease, reason = self._take_lease(task_id, row)
+                if lease is not None:
+                    fresh = [r for r in mine if r.seq > lease.last_seq]
+                    duplicates += len(mine) - len(fresh)
+                    mine = fresh
+                    if lease.final is not None:
+                        if mine and mine[-1].seq > lease.final:
+                            reason = f"task {task_id} has ended with {lease.final} records; no more can be added"
+                        elif row is not None and row.get("status") != lease.status:
+                            reason = f"task {task_id} ended {lease.status}; its row cannot be changed"
+                        else:
+                            row = None  # the final row again (a retried batch): nothing new
+                if reason is not None:
+                    refused.append({"task_id": task_id, "reason": reason, "records": len(mine)})
+                    continue
+                assert lease is not None
+                self._leases[task_id] = lease
+                lease.seen = now
+                if mine:
+                    lease.last_seq = mine[-1].seq
+                    mine = [self._repaired(r) for r in mine]
+                    append = self.buffer.append
+                    for record in mine:
+                        append(tuple(record))  # plain tuples in the queue (see WriteBuffer.append)
+                    readers = self._live.get(task_id)
+                    for record in mine:
+                        for subscriber in readers:
+                            subscriber.offer(record)
+                    accepted += len(mine)
+                if row is not None:
+                    if row.get("status") not in ACTIVE:
+                        lease.status = row["status"]
+                        lease.final = max(int(row.get("record_count") or 0), lease.last_seq)
+                    self.buffer.put_task(row)
+                    params = row.get("params")
+                    self._notify(dict(row, params=json.loads(params) if isinstance(params, str) else params))
+                if lease.final is not None and lease.last_seq >= lease.final:
+                    self._leases.pop(task_id, None)  # ended, and every record is in
+        return {"tasks": len(rows), "records": accepted, "duplicates": duplicates, "refused": refused}
+
+    def _repaired(self, record: LogRecord) -> LogRecord:
+        """A record made elsewhere as this process makes its own: valid, within the limits, its secrets
+        redacted here too (the kernel may be another version, and this server's patterns never reach it)."""
+        record = repair_record(record, self.max_message_bytes)
+        message = self.redactor.text(record.message)
+        meta = record.metadata_json if record.metadata_json is None else self.redactor.metadata_json(record.metadata_json)
+        return record if message is record.message and meta is record.metadata_json else \
+            record._replace(message=message, metadata_json=meta)
+
+    def _redacted_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        for key in ("error", "progress_message"):
+            if isinstance(row.get(key), str):
+                row[key] = self.redactor.text(row[key])
+        params = row.get("params")
+        if isinstance(params, str):
+            row["params"] = self.redactor.metadata_json(params)
+        elif isinstance(params, dict):
+            row["params"] = self.redactor.params(params)
+        return row
+
+    def _take_lease(self, task_id: str, row: dict[str, Any] | None) -> tuple[_Lease | None, str | None]:
+        """A lease for ingesting into `task_id`, with the seq its records continue after; or why not."""
+        if self.runner.get(task_id) is not None:
+            return None, f"task {task_id} is run by this server; its log cannot be written from outside"
+        try:
+            info = self.task_info(task_id)
+        except UnknownTaskError:
+            if row is None:
+                return None, f"unknown task {task_id}: send its row first, or with its records"
+            return _Lease(), None
+        last = self.logs(task_id, make_filter(order="desc", limit=1))
+        lease = _Lease(last_seq=last[0].seq if last else 0)
+        if info["status"] in ("SUCCESS", "FAILED", "CANCELLED"):
+            lease.status = info["status"]
+            lease.final = max(int(info.get("record_count") or 0), lease.last_seq)
+        return lease, None
 
     def on_task_change(self, listener: Any) -> Any:
         """Call `listener(row)` with the task's row when a task is created or changes; returns an unsubscribe function."""
@@ -279,26 +420,42 @@ class Engine:
     def tasks(self, status: str | list[str] | None = None, plugin: str | None = None,
               limit: int = 100, before: str | None = None) -> list[Task]:
         """Tasks, newest first (this process's and stored ones), optionally by status and plugin."""
-        statuses = [status] if isinstance(status, str) else status
-        if statuses:
-            unknown = set(statuses) - {"PENDING", "RUNNING", "SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED"}
-            if unknown:
-                raise ValueError(f"unknown status {', '.join(sorted(unknown))}")
-        with self.buffer.reading():
-            stored = {row["id"]: row for row in self.store.list_tasks(statuses, plugin, before, limit)}
-            rows = list(self.buffer.unwritten_tasks().values()) + [state.row() for state in self.runner.states()]
-        for row in rows:  # not yet written: ingested ones, and this process's own
-            if (not statuses or row["status"] in statuses) and (not plugin or row["plugin"] == plugin) \
-                    and (before is None or row["id"] < before):
-                stored[row["id"]] = row
-        return [Task(self, task_id) for task_id in sorted(stored, reverse=True)[:limit]]
+        return [Task(self, row["id"]) for row in self._task_rows(status, plugin, limit, before)]
 
     def task_page(self, status: str | list[str] | None = None, plugin: str | None = None,
                   limit: int = 100, before: str | None = None) -> dict[str, Any]:
         """A page of tasks' rows as `GET tasks` answers it: {"tasks", "cursor"}, the cursor being the
         `before` of the next page, or None on the last."""
-        rows = [task.info() for task in self.tasks(status, plugin, limit, before)]
+        rows = self._task_rows(status, plugin, limit, before)
         return {"tasks": rows, "cursor": rows[-1]["id"] if len(rows) == limit else None}
+
+    def _task_rows(self, status: str | list[str] | None, plugin: str | None, limit: int,
+                   before: str | None) -> list[dict[str, Any]]:
+        """Rows of one listing, newest first, each as it is now: a row this process holds newer than the
+        database's (its own tasks, rows not yet written) replaces it, and drops out when it no longer
+        matches (a task that ended is not RUNNING any more)."""
+        statuses = [status] if isinstance(status, str) else status
+        if statuses:
+            unknown = set(statuses) - set(STATUSES)
+            if unknown:
+                raise ValueError(f"unknown status {', '.join(sorted(unknown))}")
+        with self.buffer.reading():
+            newer = self.buffer.unwritten_tasks()
+            newer.update((state.id, dict(state.row(), params=state.params)) for state in self.runner.states())
+            # Newer rows may take listed ones out of the page: ask for that many more.
+            stored = self.store.list_tasks(statuses, plugin, before, limit + len(newer))
+        rows = {row["id"]: row for row in stored}
+        for task_id, row in newer.items():
+            if (not statuses or row["status"] in statuses) and (not plugin or row["plugin"] == plugin) \
+                    and (before is None or task_id < before):
+                rows[task_id] = row
+            else:
+                rows.pop(task_id, None)
+        page = [rows[task_id] for task_id in sorted(rows, reverse=True)[:limit]]
+        for row in page:
+            if isinstance(row.get("params"), str):
+                row["params"] = json.loads(row["params"])
+        return page
 
     def wait(self, task_id: str, timeout: float | None = None) -> None:
         state = self.runner.get(task_id)
@@ -408,31 +565,36 @@ class Engine:
                 log.debug("nbtasklog: maintenance step failed, will retry: %s", error)
 
     def _expire_external(self, now: float) -> None:
-        for task_id, seen in list(self._external_seen.items()):
-            if now - seen < LEASE:
+        for task_id, lease in list(self._leases.items()):
+            if now - lease.seen < LEASE:
                 continue
-            self._external_seen.pop(task_id, None)
-            row = self.task_info(task_id)
-            if row["status"] in ACTIVE:
-                row.update(status="INTERRUPTED", finished_at=utcnow(),
-                           error=f"the process running this task stopped answering for {LEASE:.0f} s")
-                row["params"] = json.dumps(row["params"])
-                self.buffer.put_task(row)
-                self._notify(dict(row, params=json.loads(row["params"])))
+            with self._ingest_lock:
+                if self._leases.get(task_id) is not lease or now - lease.seen < LEASE:
+                    continue
+                self._leases.pop(task_id, None)
+                row = self.task_info(task_id)
+                if row["status"] in ACTIVE:
+                    row.update(status="INTERRUPTED", finished_at=utcnow(),
+                               error=f"the process running this task stopped answering for {LEASE:.0f} s")
+                    row["params"] = json.dumps(row["params"], ensure_ascii=False)
+                    self.buffer.put_task(row)
+                    self._notify(dict(row, params=json.loads(row["params"])))
 
     # ---- logs -------------------------------------------------------------------------------
     def logs(self, task_id: str, flt: LogFilter | None = None, **filter: Any) -> LogRecords:
         """Records of one task matching the filter: the database and the not yet written ones, merged by seq."""
         flt = flt or make_filter(**filter)
-        self.task_info(task_id)
+        record_count = self.task_info(task_id).get("record_count") or 0
         with self.buffer.reading():
             unwritten = self.buffer.unwritten(task_id)
             try:
                 stored = self.store.query_logs(task_id, flt)
             except Exception:
-                # Database unavailable: the buffer alone answers when it holds the task's whole log
-                # (records are written in seq order, so an unwritten seq 1 means none was written).
-                if not (unwritten and unwritten[0].seq == 1):
+                # Database unavailable: the buffer alone answers when it holds the task's whole log,
+                # seq 1 to the task's record count without a gap. An unwritten seq 1 is not enough:
+                # a later batch may be stored already (1..80 here, 81..131 stored, 80 came back).
+                whole = all(r.seq == i for i, r in enumerate(unwritten, 1)) and len(unwritten) >= record_count
+                if not (unwritten and whole):
                     raise
                 stored = []
         if not unwritten:
@@ -507,7 +669,7 @@ class Engine:
         the history past its filter's `after`, then live records; `subscription.remote` is that
         stream, and the task's status changes reach `on_task_change` listeners.
         """
-        self._live.setdefault(task_id, []).append(subscription)
+        self._live.add(task_id, subscription)
         if self.remote and self.runner.get(task_id) is None:
             subscription.remote = self.store.stream(  # type: ignore[union-attr]
                 task_id, subscription, on_status=self._notify)
@@ -516,12 +678,7 @@ class Engine:
     def unsubscribe(self, task_id: str, subscription: Subscription) -> None:
         if subscription.remote is not None:
             subscription.remote.close()
-        subscribers = self._live.get(task_id)
-        if subscribers is not None and subscription in subscribers:
-            subscribers.remove(subscription)
-            state = self.runner.get(task_id)
-            if not subscribers and (state is None or state.status not in ACTIVE):
-                self._live.pop(task_id, None)
+        self._live.remove(task_id, subscription)
 
     def is_finished(self, task_id: str) -> bool:
         state = self.runner.get(task_id)
@@ -550,18 +707,49 @@ class Engine:
         return self.settings_manager.subscribe(listener)
 
     def sql(self, query: str, *, arrow: bool = False, max_rows: int = 100_000, timeout: float = 30.0) -> Any:
-        """A read-only query over tasks and task_logs; a pandas DataFrame (or a pyarrow Table)."""
-        self.buffer.flush()  # so that what was just logged is there to query
-        with self.buffer.reading():
-            table, truncated = self.store.sql(query, max_rows=max_rows, timeout=timeout)
+        """A read-only query over tasks and task_logs; a pandas DataFrame (or a pyarrow Table).
+
+        `timeout` bounds the whole call. The query holds no lock of the write buffer: it reads the
+        database alone, in a read-only transaction of its own, so logging, flushes and reads go on.
+        """
+        deadline = time.monotonic() + timeout
+        # Write what was just logged first, so that it is there to query. A flush under way (or a
+        # reader holding the buffer) is waited for at most half the time limit, so that the query keeps
+        # the other half; past that it runs on what the database has.
+        lock = self.buffer.reading()
+        if lock.acquire(timeout=timeout / 2):
+            try:
+                self.buffer.flush()
+            finally:
+                lock.release()
+        remaining = max(0.0, deadline - time.monotonic())
+        table, truncated = self.store.sql(query, max_rows=max_rows, timeout=remaining)
         if truncated:
             import warnings
 
             warnings.warn(f"nbtasklog.sql: result cut to the first {max_rows} rows", stacklevel=2)
-        return table if arrow else table.to_pandas()
+        return table if arrow else sql_to_pandas(table)
 
     def health(self) -> Health:
-        return self.buffer.health()
+        """The way to the database: this process's buffer, and in a kernel or the CLI the server's too
+        (its database being down makes the whole way unavailable, whatever this process's buffer says)."""
+        own = self.buffer.health()
+        if not self.remote:
+            return own
+        try:
+            server = self.store.connection.get_json("health")  # type: ignore[union-attr]
+        except Exception as error:  # unreachable, or an error answer
+            return replace(own, database_available=False,
+                           last_error="; ".join(e for e in (own.last_error, f"server: {error}") if e))
+        errors = [own.last_error, server.get("last_error") and f"server: {server['last_error']}"]
+        return replace(
+            own,
+            pending=own.pending + int(server.get("pending") or 0),
+            spilled=own.spilled + int(server.get("spilled") or 0),
+            last_error="; ".join(e for e in errors if e) or None,
+            database_available=own.database_available and bool(server.get("database_available")),
+            server=server,
+        )
 
     def flush(self) -> bool:
         """Write everything buffered now; True when nothing is left waiting."""

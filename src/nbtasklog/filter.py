@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from .levels import LEVEL_VALUES, Level, levels_at_or_above, parse_level
-from .record import LogRecord, datetime_to_us, us_to_datetime
+from .record import LogRecord, datetime_to_us, us_to_datetime, valid_text
 
 KEY_SEGMENT = re.compile(r"[A-Za-z0-9_\-]+")  # one metadata key; whole-string match only (fullmatch)
 MAX_LIMIT = 100_000
@@ -190,7 +190,11 @@ class LogFilter:
         return replace(self, limit=limit)
 
     def to_params(self) -> dict[str, str]:
-        """The query-string form that `make_filter` parses back (used by REST clients)."""
+        """The query-string form that the REST and WebSocket APIs parse back (`from_params`), equal to this filter.
+
+        A metadata condition is `meta.KEY=VALUE` (an empty VALUE is the empty string); keys that must
+        exist are `has=KEY,KEY` (keys cannot hold commas); times are ISO 8601 in UTC.
+        """
         params: dict[str, str] = {}
         if self.min_level > Level.DEBUG:
             params["level"] = self.min_level.name
@@ -199,14 +203,74 @@ class LogFilter:
         if self.search:
             params["search"] = self.search
         for condition in self.meta:
-            params[f"meta.{condition.key}"] = "" if condition.value is None else condition.value
-        for name, value in (("after", self.after_seq), ("before", self.before_seq),
-                            ("since_us", self.since_us), ("until_us", self.until_us), ("limit", self.limit)):
+            if condition.value is not None:
+                params[f"meta.{condition.key}"] = condition.value
+        exists = [condition.key for condition in self.meta if condition.value is None]
+        if exists:
+            params["has"] = ",".join(exists)
+        for name, value in (("after", self.after_seq), ("before", self.before_seq), ("limit", self.limit)):
             if value is not None:
                 params[name] = str(value)
+        for name, value in (("since", self.since_us), ("until", self.until_us)):
+            if value is not None:
+                params[name] = us_to_datetime(value).isoformat()
         if self.order != "asc":
             params["order"] = self.order
         return params
+
+
+QUERY_PARAMS = ("level", "source", "search", "has", "after", "before", "since", "until", "limit", "order", "errors_only")
+
+
+def from_params(params: Mapping[str, Iterable[str]], default_limit: int | None = None) -> LogFilter:
+    """The filter a query string describes (the inverse of LogFilter.to_params), as REST and WebSocket URLs give it.
+
+    `params` maps each name to its values (a name may repeat: `source` and `has` values add up; for
+    the others the last counts). An empty value is the parameter left out, except that
+    `meta.KEY=VALUE` compares KEY with VALUE, the empty VALUE included; `has=KEY,KEY` asks that the
+    keys exist. Times need a UTC offset: the server cannot know the caller's local time.
+    `errors_only` is a yes or no word. Unknown names raise FilterError.
+    """
+    values: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    sources: list[str] = []
+    for name, texts in params.items():
+        texts = list(texts) if name.startswith("meta.") else [t for t in texts if t]
+        if not texts:
+            continue
+        if name.startswith("meta."):
+            meta[name[5:]] = texts[-1]
+        elif name == "has":
+            meta.update((key, None) for text in texts for key in text.split(",") if key.strip())
+        elif name == "source":
+            sources.extend(texts)
+        elif name in QUERY_PARAMS:
+            values[name] = texts[-1]
+        else:
+            raise FilterError(f"unknown query parameter {name!r}: use {', '.join(QUERY_PARAMS[:-1])}, meta.KEY or errors_only")
+    for name in ("since", "until"):
+        text = values.get(name)
+        if text:
+            try:
+                naive = datetime.fromisoformat(text).tzinfo is None
+            except ValueError:
+                raise FilterError(f"{name} must be an ISO 8601 time, not {text!r}") from None
+            if naive:
+                raise FilterError(f"{name} needs a UTC offset (e.g. {text}+00:00 or {text}Z): the server cannot know your local time")
+    if sources:
+        values["source"] = ",".join(sources)
+    if meta:
+        values["meta"] = meta
+    if "errors_only" in values:
+        word = values["errors_only"].lower()
+        if word not in _YES + _NO:  # a misspelt value must not silently mean "every record"
+            raise FilterError(f"errors_only must be true or false, not {values['errors_only'][:50]!r}")
+        values["errors_only"] = word in _YES
+    values.setdefault("limit", default_limit)
+    return make_filter(**values)
+
+
+_YES, _NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def _seq(record: LogRecord) -> int:
@@ -233,9 +297,10 @@ def make_filter(
     "key=value" / "key" strings. Raises FilterError saying what was wrong.
     """
     try:
-        min_level = Level.ERROR if errors_only else (Level.DEBUG if level in (None, "") else parse_level(level))
+        given = Level.DEBUG if level in (None, "") else parse_level(level)  # checked even when errors_only wins
     except ValueError as error:
         raise FilterError(str(error)) from None
+    min_level = Level.ERROR if errors_only else given
     sources = _parse_sources(source)
     if search is not None and not isinstance(search, str):
         raise FilterError(f"search must be text, not {type(search).__name__}")
@@ -244,7 +309,7 @@ def make_filter(
     return LogFilter(
         min_level=min_level,
         sources=sources,
-        search=search or None,
+        search=valid_text(search) if search else None,
         meta=parse_meta(meta),
         after_seq=_parse_int("after", after, minimum=0),
         before_seq=_parse_int("before", before, minimum=1),
@@ -261,7 +326,7 @@ def _parse_sources(source: str | Iterable[str] | None) -> frozenset[str] | None:
     names = source.split(",") if isinstance(source, str) else list(source)
     if not all(isinstance(name, str) for name in names):
         raise FilterError("source must be a name or a list of names")
-    cleaned = frozenset(name.strip() for name in names if name.strip())
+    cleaned = frozenset(valid_text(name.strip()) for name in names if name.strip())
     if not cleaned:
         raise FilterError("source is empty: give at least one source name")
     return cleaned
@@ -294,8 +359,9 @@ def parse_meta(meta: Mapping[str, Any] | Iterable[str] | None) -> tuple[MetaCond
                 f"metadata condition {key!r}: compare text, a number or true/false, not {type(value).__name__} "
                 "(objects and arrays never match; name a nested key with '.')"
             )
-        conditions.append(MetaCondition(path, None if value is None else json_scalar_text(value)))
-    return tuple(conditions)
+        conditions.append(MetaCondition(path, None if value is None else valid_text(json_scalar_text(value))))
+    # All must hold, so their order means nothing: sorted, equal filters compare equal however given.
+    return tuple(sorted(conditions, key=lambda c: (c.path, c.value is None, c.value or "")))
 
 
 def _parse_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int | None:
@@ -314,15 +380,16 @@ def _parse_int(name: str, value: Any, minimum: int, maximum: int | None = None) 
 
 
 def _parse_time(name: str, value: datetime | int | str | None) -> int | None:
+    """UTC microseconds of a time; a datetime or ISO text without a UTC offset is local time, as in Python."""
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        return datetime_to_us(value)
     if isinstance(value, str):
         try:
-            return datetime_to_us(datetime.fromisoformat(value))
+            value = datetime.fromisoformat(value)
         except ValueError:
             raise FilterError(f"{name} must be an ISO 8601 time, not {value!r}") from None
+    if isinstance(value, datetime):
+        return datetime_to_us(value if value.tzinfo is not None else value.astimezone())
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise FilterError(f"{name} must be a datetime or ISO 8601 text, not {value!r}")

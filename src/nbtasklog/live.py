@@ -1,4 +1,5 @@
-"""Live readers of a running task: each Subscription has its own filter and a bounded queue."""
+"""Live readers of a running task: each Subscription has its own filter and a bounded queue; LiveReaders
+holds every task's subscriptions."""
 
 from __future__ import annotations
 
@@ -80,3 +81,49 @@ class Subscription:
             self._ready.notify_all()
         if self.on_ready is not None:
             self.on_ready()
+
+
+class LiveReaders:
+    """The live subscriptions of every task, by task id, and the emitters of this process they hear.
+
+    A task's subscriptions are a tuple replaced on each change (copy on write): an emitter offering a
+    record walks the tuple it read, so a reader that leaves meanwhile cannot shift its neighbour out of
+    the walk (with one shared list, the reader after a leaving one missed that record for good). An
+    emitter running here is handed each new tuple.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._readers: dict[str, tuple[Subscription, ...]] = {}
+        self._emitters: dict[str, Any] = {}  # task id -> TaskEmitter of a task running in this process
+
+    def get(self, task_id: str, default: tuple[Subscription, ...] = ()) -> tuple[Subscription, ...]:
+        return self._readers.get(task_id, default)
+
+    def attach(self, task_id: str, emitter: Any) -> None:
+        """A task starts in this process: its emitter offers each record to the task's subscriptions."""
+        with self._lock:
+            self._emitters[task_id] = emitter
+            emitter.subscribers = self._readers.get(task_id, ())
+
+    def detach(self, task_id: str) -> None:
+        """The task ended: its emitter makes no more records to offer."""
+        with self._lock:
+            self._emitters.pop(task_id, None)
+
+    def add(self, task_id: str, subscription: Subscription) -> None:
+        with self._lock:
+            self._publish(task_id, self._readers.get(task_id, ()) + (subscription,))
+
+    def remove(self, task_id: str, subscription: Subscription) -> None:
+        with self._lock:
+            self._publish(task_id, tuple(s for s in self._readers.get(task_id, ()) if s is not subscription))
+
+    def _publish(self, task_id: str, readers: tuple[Subscription, ...]) -> None:
+        if readers:
+            self._readers[task_id] = readers
+        else:
+            self._readers.pop(task_id, None)
+        emitter = self._emitters.get(task_id)
+        if emitter is not None:
+            emitter.subscribers = readers

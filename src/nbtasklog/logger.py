@@ -13,8 +13,17 @@ from collections.abc import Callable
 from time import time_ns
 from typing import Any
 
-from .levels import Level, parse_level
-from .record import LogRecord, metadata_to_json, new_tuple
+from .levels import LEVEL_VALUES, Level, parse_level
+from .record import (
+    LogRecord,
+    cut_metadata,
+    metadata_to_json,
+    new_tuple,
+    safe_repr,
+    safe_str,
+    valid_text,
+)
+from .redact import Redactor
 
 DEFAULT_SOURCE = "plugin"
 SYSTEM_SOURCE = "system"
@@ -36,12 +45,14 @@ class TaskEmitter:
         min_level: Level = Level.INFO,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         belief_scope_enabled: bool = True,
+        redactor: Redactor | None = None,
     ) -> None:
         self.task_id = task_id
+        self._redactor = redactor
         self.min_level = int(min_level)  # read on every call; changed by settings at runtime
         self.belief_scope_enabled = belief_scope_enabled
         self._max_message_bytes = max_message_bytes
-        self._subscribers: list[Any] = []
+        self._subscribers: tuple[Any, ...] = ()
         self.emit, self._last_seq, self._set_subscribers = self._build(sink)
 
     @property
@@ -54,18 +65,18 @@ class TaskEmitter:
         return self._max_message_bytes
 
     @property
-    def subscribers(self) -> list[Any]:
-        """live.Subscription objects offered every record (the engine shares this list with its live map)."""
+    def subscribers(self) -> tuple[Any, ...]:
+        """live.Subscription objects offered every record; replaced whole (live.LiveReaders), never changed in place."""
         return self._subscribers
 
     @subscribers.setter
-    def subscribers(self, value: list[Any]) -> None:
+    def subscribers(self, value: tuple[Any, ...]) -> None:
         self._subscribers = value
         self._set_subscribers(value)
 
     def _build(
         self, sink: Callable[[tuple], None]
-    ) -> tuple[Callable[..., None], Callable[[], int], Callable[[list[Any]], None]]:
+    ) -> tuple[Callable[..., None], Callable[[], int], Callable[[tuple[Any, ...]], None]]:
         """The hot path as a closure: its state is in local cells, not looked up on self per call.
 
         Measured against the method it replaces (the same steps on self's attributes, a LogRecord
@@ -73,6 +84,12 @@ class TaskEmitter:
         """
         task_id = self.task_id
         max_bytes = self._max_message_bytes
+        # Secrets go before a record is stored or offered. Only what a cut would keep is searched (and a
+        # margin, so a secret across the cut is seen whole): a 100 MB message costs what 1 MB does.
+        redactor = self._redactor
+        redact_text = redactor.text if redactor is not None else None
+        redact_metadata = redactor.metadata_json if redactor is not None else None
+        scan_limit = max_bytes + 4096
         # len(msg) * 4 > max_bytes (a character is 4 UTF-8 bytes at most): the cheap test before encoding
         char_limit = max_bytes // 4
         lock = threading.Lock()  # seq order == order in the sink and in every live queue
@@ -87,11 +104,19 @@ class TaskEmitter:
             try:
                 if args:
                     msg = msg % args  # type: ignore[operator]
-                elif type(msg) is not str:
+                if type(msg) is not str:  # an object, or what a non-str % args gave (5 % 2 is 1)
                     msg = str(msg)
+                if not msg.isascii():  # O(1): only non-ASCII text can hold a lone surrogate
+                    msg = valid_text(msg)  # type: ignore[arg-type]
                 meta = metadata_to_json(metadata) if metadata else None
             except Exception as error:  # a bad format string or a __str__ that raises
                 msg, meta = _unformattable(msg, args, metadata, error)
+            if redact_text is not None:
+                msg = redact_text(msg) if len(msg) <= scan_limit else redact_text(msg[:scan_limit]) + msg[scan_limit:]  # type: ignore[index,operator]
+                if meta is not None:
+                    meta = redact_metadata(meta if len(meta) <= 4 * scan_limit else cut_metadata(meta, max_bytes))  # type: ignore[misc]
+            if meta is not None and len(meta) > char_limit:
+                meta = cut_metadata(meta, max_bytes)
             if len(msg) > char_limit:  # type: ignore[arg-type]
                 msg, meta = _cut(msg, meta, max_bytes)  # type: ignore[arg-type]
             timestamp = time_ns() // 1000
@@ -100,10 +125,11 @@ class TaskEmitter:
                 seq += 1
                 row = (task_id, seq, timestamp, level, source, msg, meta)
                 sink(row)
-                if subscribers:
+                readers = subscribers  # read once: a change meanwhile replaces the tuple, never edits it
+                if readers:
                     # tuple.__new__ directly: a NamedTuple's own __new__ is Python code (~0.3 µs here).
                     record = new_tuple(LogRecord, row)
-                    for subscriber in subscribers:
+                    for subscriber in readers:
                         subscriber.offer(record)
             finally:
                 release()
@@ -111,42 +137,51 @@ class TaskEmitter:
         def last_seq() -> int:
             return seq
 
-        def set_subscribers(value: list[Any]) -> None:
+        def set_subscribers(value: tuple[Any, ...]) -> None:
             nonlocal subscribers
             subscribers = value
 
         return emit, last_seq, set_subscribers
 
 
+def repair_record(record: LogRecord, max_bytes: int) -> LogRecord:
+    """A record made elsewhere (a kernel, maybe of another version) as this process would have made it:
+    valid text, metadata normalized (depth, size) and a message within `max_bytes`."""
+    task_id, seq, timestamp, level, source, message, meta = record
+    message = valid_text(message)
+    source = valid_text(source)[:MAX_SOURCE_LENGTH]
+    if level not in LEVEL_VALUES:
+        level = "INFO"
+    if meta is not None:
+        try:
+            meta = metadata_to_json(json.loads(meta))
+        except (ValueError, RecursionError):  # not JSON: keep the text as a value
+            meta = metadata_to_json({"metadata_text": meta})
+        if len(meta) > max_bytes // 4:
+            meta = cut_metadata(meta, max_bytes)
+    if len(message) > max_bytes // 4:
+        message, meta = _cut(message, meta, max_bytes)
+    return new_tuple(LogRecord, (task_id, seq, timestamp, level, source, message, meta))
+
+
 def _cut(msg: str, meta: str | None, max_bytes: int) -> tuple[str, str | None]:
     """A message longer than max_bytes in UTF-8, cut with a marker; its original size goes into the metadata."""
-    data = msg.encode("utf-8", "surrogatepass")
+    data = msg.encode("utf-8")
     if len(data) <= max_bytes:
         return msg, meta
     marker = f" … [message cut: {len(data)} bytes, limit {max_bytes}]"
     kept = data[: max(0, max_bytes - len(marker.encode()))].decode("utf-8", "ignore")
     fields = json.loads(meta) if meta is not None else {}
-    fields["message_original_bytes"] = len(data)
+    fields.setdefault("message_original_bytes", len(data))  # cut again on its way (a kernel's): the first size counts
     return kept + marker, metadata_to_json(fields)
 
 
 def _unformattable(msg: object, args: tuple, metadata: dict[str, Any] | None, error: Exception) -> tuple[str, str | None]:
-    try:
-        text = repr(msg)
-    except Exception:
-        text = f"<{type(msg).__name__} with a failing __repr__>"
     extra = dict(metadata or {})
-    extra["format_error"] = f"{type(error).__name__}: {error}"
+    extra["format_error"] = f"{type(error).__name__}: {safe_str(error)}"
     if args:
-        extra["format_args"] = [_safe_repr(a) for a in args]
-    return text, metadata_to_json(extra)
-
-
-def _safe_repr(value: object) -> str:
-    try:
-        return repr(value)
-    except Exception:
-        return f"<{type(value).__name__}>"
+        extra["format_args"] = [safe_repr(a) for a in args]
+    return safe_repr(msg), metadata_to_json(extra)
 
 
 class TaskLogger:
@@ -168,9 +203,7 @@ class TaskLogger:
 
     def with_source(self, source: str) -> TaskLogger:
         """A logger for the same task whose records carry `source` (this one is unchanged)."""
-        if not isinstance(source, str) or not source.strip():
-            raise ValueError(f"source must be a non-empty name, not {source!r}")
-        return TaskLogger(self._emitter, source.strip())
+        return TaskLogger(self._emitter, check_source(source))
 
     def debug(self, msg: object, /, *args: object, **metadata: Any) -> None:
         if self._emitter.min_level <= 10:
@@ -210,24 +243,58 @@ class TaskLogger:
 
 
 def _exc(metadata: dict[str, Any]) -> dict[str, Any]:
-    """Turn a stdlib-style exc_info=... argument into exception fields of the metadata."""
+    """Turn a stdlib-style exc_info=... argument into exception fields of the metadata.
+
+    As in stdlib logging: an exception, an exc_info triple, or any other true value for the exception
+    being handled. A tuple that is not a triple stays in the metadata as given.
+    """
     if "exc_info" in metadata:
         exc_info = metadata.pop("exc_info")
-        if exc_info:
-            if isinstance(exc_info, BaseException):
-                exc = exc_info
-            elif isinstance(exc_info, tuple):
+        exc: BaseException | None = None
+        if isinstance(exc_info, BaseException):
+            exc = exc_info
+        elif isinstance(exc_info, tuple):
+            if len(exc_info) == 3 and isinstance(exc_info[1], BaseException):
                 exc = exc_info[1]
-            else:
+            elif exc_info and exc_info[1:2] != (None,):
+                metadata["exc_info"] = exc_info
+        else:
+            try:
+                wanted = bool(exc_info)
+            except Exception:  # an object whose __bool__ raises: keep it as a value
+                metadata["exc_info"] = exc_info
+                wanted = False
+            if wanted:
                 exc = sys.exc_info()[1]
-            if exc is not None:
-                metadata.update(exception_fields(exc))
+        if exc is not None:
+            metadata.update(exception_fields(exc))
     return metadata
 
 
 def exception_fields(exc: BaseException) -> dict[str, str]:
-    return {
-        "exc_type": type(exc).__qualname__,
-        "exc_message": str(exc),
-        "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-    }
+    """Type, text and traceback of an exception, for a record's metadata; never raises."""
+    try:
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception as error:  # a broken __cause__ chain, odd __notes__
+        trace = f"<traceback unavailable: {type(error).__name__}>"
+    return {"exc_type": type(exc).__qualname__, "exc_message": safe_str(exc), "traceback": trace}
+
+
+def exception_text(exc: BaseException) -> str:
+    """"Type: message", the way a task's error is shown; never raises."""
+    return f"{type(exc).__name__}: {safe_str(exc)}"
+
+
+MAX_SOURCE_LENGTH = 255  # the column's width: PostgreSQL refuses a longer value, and the whole batch with it
+
+
+def check_source(source: object) -> str:
+    """A source name as records carry it, or ValueError saying what is wrong with it."""
+    if not isinstance(source, str) or not source.strip():
+        raise ValueError(f"source must be a non-empty name, not {source!r}")
+    name = valid_text(source.strip())
+    if "," in name:
+        raise ValueError(f"source {name!r} has a comma, which separates sources in filters: use another character")
+    if len(name) > MAX_SOURCE_LENGTH:
+        raise ValueError(f"source names are at most {MAX_SOURCE_LENGTH} characters, not {len(name)}")
+    return name

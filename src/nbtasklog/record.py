@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
@@ -70,29 +71,158 @@ def datetime_to_us(value: datetime) -> int:
 
 # Built once: json.dumps with non-default options builds a new encoder on every call (~1.5 µs).
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=repr).encode
+_ENCODE_PLAIN = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+REPLACEMENT = "\ufffd"  # what text no store can hold (a lone surrogate) becomes: Unicode's own marker
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Deeper than any real metadata, and far from the ~1,000 frames at which json.loads, repr and most
+# JSON readers give up: a record nested 980 deep was stored, then no face could read its task's log.
+MAX_METADATA_DEPTH = 50
+
+
+def valid_text(text: str) -> str:
+    """`text` itself when UTF-8 can hold it, else with each lone surrogate replaced by U+FFFD.
+
+    Lone surrogates come from os.fsdecode / surrogateescape (a file name that is not UTF-8) and from
+    broken JSON escapes; no database, socket or file takes them. ASCII text is known valid in O(1).
+    """
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(REPLACEMENT, text)
+    return text
+
+
+def safe_str(value: object) -> str:
+    """str(value), or a placeholder naming its type when its __str__ raises; always valid text."""
+    try:
+        return valid_text(str(value))
+    except Exception as error:
+        return f"<{type(value).__name__}: str() failed with {type(error).__name__}>"
+
+
+def safe_repr(value: object) -> str:
+    """repr(value), or a placeholder naming its type when its __repr__ raises; always valid text."""
+    try:
+        return valid_text(repr(value))
+    except Exception as error:
+        return f"<{type(value).__name__}: repr() failed with {type(error).__name__}>"
 
 
 def metadata_to_json(metadata: dict[str, Any]) -> str:
-    """JSON text for a metadata mapping; never raises.
+    """Compact JSON object text for a metadata mapping; never raises, always valid text.
 
-    Values JSON cannot hold are stored by repr, non-finite floats as strings, and
-    non-string keys as their str, so that a logging call never fails because of its metadata.
+    Values JSON cannot hold are stored by repr, non-finite floats as strings, keys JSON refuses as
+    their str, and nesting deeper than MAX_METADATA_DEPTH as a marker string, so that a logging call
+    never fails because of its metadata and every reader can parse what was stored.
     """
     try:
-        return _ENCODE(metadata)
-    except (TypeError, ValueError):
-        return json.dumps(_json_safe(metadata, 0), ensure_ascii=False, separators=(",", ":"))
+        text = _ENCODE(metadata)
+    except Exception:  # NaN, odd keys, a cycle, a repr that raises, nesting past the recursion limit
+        return valid_text(_ENCODE_PLAIN(_json_safe(metadata, 0)))
+    # Each level of nesting takes a bracket: text with few brackets cannot be too deep (C-speed count).
+    if len(text) > 2 * MAX_METADATA_DEPTH and text.count("{") + text.count("[") > MAX_METADATA_DEPTH:
+        return valid_text(_ENCODE_PLAIN(_json_safe(metadata, 0)))
+    return valid_text(text)
 
 
 def _json_safe(value: Any, depth: int) -> Any:
-    if depth > 50:  # deeper than any real metadata; also ends reference cycles
-        return repr(value)
+    """A JSON-able copy of `value` that gives the same text as _ENCODE wherever _ENCODE succeeds."""
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (dict, list, tuple)):
+        if depth >= MAX_METADATA_DEPTH:  # also ends reference cycles
+            return f"<{type(value).__name__} nested deeper than {MAX_METADATA_DEPTH} levels>"
+        if isinstance(value, dict):
+            return {_json_key(k): _json_safe(v, depth + 1) for k, v in value.items()}
         return [_json_safe(v, depth + 1) for v in value]
-    return repr(value)
+    return safe_repr(value)
+
+
+def _json_key(key: Any) -> str:
+    """A key as json spells it (true, null, 1, 1.5); other keys, which json refuses, as their str."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, (bool, int)) or (isinstance(key, float) and math.isfinite(key)):
+        return _ENCODE_PLAIN(key)
+    return safe_str(key)
+
+
+def cut_metadata(text: str, max_bytes: int) -> str:
+    """Metadata JSON over `max_bytes` in UTF-8, cut to fit with its shape kept: keys and items stay in
+    order while they fit, the first value that does not fit is cut inside (a string keeps its start, an
+    object or a list what fits of it) with a marker, and what comes after is dropped and counted. The
+    original size goes into the metadata, so small keys stay filterable and nothing is silently lost."""
+    size = len(text.encode("utf-8"))
+    if size <= max_bytes:
+        return text
+    cutter = _Cutter()
+    # Room for the size fields and JSON punctuation.
+    kept = cutter.fit(json.loads(text), max(0, max_bytes - 100))
+    kept["metadata_original_bytes"] = size
+    if cutter.dropped:
+        kept["metadata_dropped"] = cutter.dropped
+    return _ENCODE_PLAIN(kept)
+
+
+def _utf8_len(value: Any) -> int:
+    return len(_ENCODE_PLAIN(value).encode("utf-8"))
+
+
+class _Cutter:
+    """Fits a JSON value into a byte budget, counting the keys and items it drops."""
+
+    MARKER_ROOM = 48  # " … [value cut: 10485762 bytes]" and its quotes
+
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def fit(self, value: Any, room: int) -> Any:
+        size = _utf8_len(value)
+        if size <= room:
+            return value
+        if isinstance(value, dict):
+            # The small entries stay whole (they are what filters look for); the large ones share what is
+            # left, each cut inside; what even a marker no longer fits in is dropped and counted.
+            costs = {key: len(key.encode("utf-8")) + 4 + _utf8_len(item) for key, item in value.items()}
+            left = room - 2
+            whole: set[str] = set()
+            for key in sorted(costs, key=costs.__getitem__):
+                if costs[key] + self.MARKER_ROOM > left:  # keep room for at least one cut value
+                    break
+                whole.add(key)
+                left -= costs[key] + 1
+            large = [key for key in value if key not in whole]
+            share = left // len(large) if large else 0
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                if key in whole:
+                    out[key] = item
+                elif share - len(key.encode("utf-8")) - 5 >= self.MARKER_ROOM:
+                    out[key] = self.fit(item, share - len(key.encode("utf-8")) - 5)
+                else:
+                    self.dropped += 1
+            return out
+        if isinstance(value, list):
+            items: list[Any] = []
+            used = 2
+            for index, item in enumerate(value):
+                left = room - used - 1
+                if left < self.MARKER_ROOM:
+                    self.dropped += len(value) - index
+                    break
+                items.append(self.fit(item, left))
+                used += 1 + _utf8_len(items[-1])
+            return items
+        marker = f" … [value cut: {size} bytes]"
+        start = value if isinstance(value, str) else _ENCODE_PLAIN(value)
+        keep = max(0, room - len(marker.encode()) - 2)
+        start = start.encode("utf-8")[:keep].decode("utf-8", "ignore")
+        # json escapes some characters (quotes, controls) into several: shrink until it fits.
+        while start and _utf8_len(start + marker) > room:
+            start = start[: len(start) * 3 // 4]
+        return start + marker

@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 
 from .filter import LogFilter
 from .live import Subscription
-from .record import LogRecord, datetime_to_us, us_to_datetime
+from .record import LogRecord, datetime_to_us
 from .store.store import SQLError
 
 log = logging.getLogger("nbtasklog")
@@ -155,13 +155,13 @@ def _record(item: Mapping[str, Any]) -> LogRecord:
     )
 
 
-def filter_params(flt: LogFilter) -> dict[str, str]:
-    """The REST/WebSocket query parameters of a filter (to_params, with since/until as ISO 8601)."""
-    params = flt.to_params()
-    for name in ("since", "until"):  # to_params gives microseconds; the API takes ISO 8601
-        if f"{name}_us" in params:
-            params[name] = us_to_datetime(int(params.pop(f"{name}_us"))).isoformat()
-    return params
+def _shrunk(table: pa.Table, max_bytes: int) -> pa.Table:
+    """A one-record batch whose message and metadata are cut to fit in about `max_bytes`."""
+    from .logger import repair_record
+    from .store.store import arrow_to_records, records_to_arrow
+
+    record = arrow_to_records(table)[0]
+    return records_to_arrow([repair_record(record, max(256, max_bytes // 2))])
 
 
 def _task(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -184,6 +184,7 @@ class RemoteStore:
         self._sockets_lock = threading.Lock()
         # What came over the WebSockets: "records", "connects", "lagging" (the server said a stream fell behind).
         self.socket_counts: Counter[str] = Counter()
+        self.refused_records = 0  # records of this process the server would not take (their task had ended there)
 
     def reset(self) -> None:
         """Nothing to drop: every call is its own HTTP request."""
@@ -238,16 +239,39 @@ class RemoteStore:
             return
         from .store.store import LOG_ARROW_SCHEMA
 
-        table = batch if batch is not None else LOG_ARROW_SCHEMA.empty_table()
-        table = table.replace_schema_metadata({"nbtasklog.tasks": json.dumps(rows)})
+        self._ingest(rows, batch if batch is not None else LOG_ARROW_SCHEMA.empty_table())
+
+    def _ingest(self, rows: list[dict[str, Any]], table: pa.Table) -> None:
+        """POST one batch; a body the server finds too large (413) goes in halves, the task rows with
+        the first (a task's row makes it known; an ended task still takes records up to its final
+        count), and a single record too large for it is cut the way a long message is. A part sent
+        twice after a failure is answered as duplicates by the server: a retry adds nothing twice."""
         sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
-        self.connection.request("POST", "ingest", body=sink.getvalue().to_pybytes(),
-                                content_type="application/vnd.apache.arrow.stream")
+        tagged = table.replace_schema_metadata({"nbtasklog.tasks": json.dumps(rows)})
+        with pa.ipc.new_stream(sink, tagged.schema) as writer:
+            writer.write_table(tagged)
+        body = sink.getvalue().to_pybytes()
+        try:
+            answer = self.connection.request("POST", "ingest", body=body, content_type="application/vnd.apache.arrow.stream")[0]
+        except ServerError as error:
+            if error.status != 413:
+                raise
+            if table.num_rows > 1:
+                half = table.num_rows // 2
+                self._ingest(rows, table.slice(0, half))
+                self._ingest([], table.slice(half))
+            elif table.num_rows == 1 and table.nbytes > 4096:
+                self._ingest(rows, _shrunk(table, table.nbytes // 2))
+            else:  # nothing left to make smaller: a server limit below any batch is an outage to report
+                raise
+            return
+        for refusal in json.loads(answer).get("refused", ()):
+            self.refused_records += refusal.get("records", 0)
+            log.warning("nbtasklog: the server refused %s record(s) of task %s: %s",
+                        refusal.get("records", 0), refusal.get("task_id"), refusal.get("reason"))
 
     def query_logs(self, task_id: str, flt: LogFilter) -> list[LogRecord]:
-        params = filter_params(flt)
+        params = flt.to_params()
         params.setdefault("limit", str(flt.limit or 100_000))
         records: list[LogRecord] = []
         while True:  # the server caps a page; walk the pages up to the limit
@@ -314,7 +338,7 @@ class RemoteStore:
             data, headers = self.connection.request(
                 "POST", "sql", body=json.dumps({"query": query, "format": "arrow", "max_rows": max_rows}).encode())
         except ServerError as error:
-            if error.status == 400:
+            if error.status in (400, 429):  # refused, or the server's analyst queries are all taken
                 raise SQLError(str(error)) from None
             raise
         table = pa.ipc.open_stream(data).read_all()
@@ -492,7 +516,7 @@ class RemoteStream(_Socket):
         self.ended: str | None = None
 
     def params(self) -> dict[str, Any]:
-        params = filter_params(self.subscription.filter.with_limit(None))
+        params = self.subscription.filter.with_limit(None).to_params()
         params["after"] = str(self.cursor)
         return params
 

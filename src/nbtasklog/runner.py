@@ -18,7 +18,8 @@ from typing import Any
 from . import capture
 from .context import TaskCancelled, TaskContext, current_context_var, current_emitter
 from .levels import Level
-from .logger import SYSTEM_SOURCE, TaskEmitter, TaskLogger, exception_fields
+from .logger import SYSTEM_SOURCE, TaskEmitter, TaskLogger, exception_fields, exception_text
+from .record import safe_str, valid_text
 
 log = logging.getLogger("nbtasklog.runner")
 
@@ -41,8 +42,9 @@ class TaskState:
 
     id: str
     plugin: str
-    params: dict[str, Any]
+    params: dict[str, Any]  # the row's params, as every reader sees them (text made valid)
     params_json: str
+    plugin_params: dict[str, Any]  # what the plugin is called with: its own copy, as it was given
     emitter: TaskEmitter
     log_level: Level | None  # a per-task override of the task_log_level setting
     status: str = "PENDING"
@@ -80,11 +82,13 @@ class Runner:
     before atexit handlers run, so a long task would block a graceful exit that wants to cancel it.
     """
 
-    def __init__(self, max_workers: int, on_change: Callable[[TaskState], None]) -> None:
+    def __init__(self, max_workers: int, on_change: Callable[[TaskState], None],
+                 redact: Callable[[str], str] = lambda text: text) -> None:
         if max_workers < 1:
             raise ValueError(f"max_workers must be at least 1, not {max_workers}")
         self.max_workers = max_workers
         self._on_change = on_change
+        self._redact = redact  # for the error and progress texts of the task rows (secrets never stored)
         self._queue: queue.SimpleQueue[tuple[TaskState, Callable[..., Any], dict[str, Any]] | None] = queue.SimpleQueue()
         self._workers: list[threading.Thread] = []
         self._states: dict[str, TaskState] = {}
@@ -121,15 +125,24 @@ class Runner:
             if item is None:
                 return
             state, call, config = item
-            contextvars.copy_context().run(self._execute, state, call, config)
+            try:
+                contextvars.copy_context().run(self._execute, state, call, config)
+            except BaseException as error:  # a failure of ours, not the plugin's: the worker and the task must not hang
+                log.exception("nbtasklog: running task %s failed", state.id)
+                self._finish(state, "FAILED", f"nbtasklog failed to run the task: {exception_text(error)}")
 
     def _execute(self, state: TaskState, call: Callable[..., Any], config: dict[str, Any]) -> None:
         system = TaskLogger(state.emitter, SYSTEM_SOURCE)
-        if state.cancel_event.is_set():
+        with self._lock:  # against a cancel: a queued task is either started here or cancelled there
+            if state.status != "PENDING":
+                return  # cancelled while queued (or marked at exit): nothing to run
+            cancelled = state.cancel_event.is_set()  # asked to stop by an exit that is waiting for it
+            state.status = "CANCELLED" if cancelled else "RUNNING"
+            state.started_at = None if cancelled else utcnow()
+        if cancelled:
             system.warning("Task cancelled before it started")
             self._finish(state, "CANCELLED", "cancelled before it started")
             return
-        state.status, state.started_at = "RUNNING", utcnow()
         self._on_change(state)
         capture.install(state.emitter.min_level)
         context = TaskContext(state.id, TaskLogger(state.emitter), config, state.cancel_event,
@@ -139,16 +152,16 @@ class Runner:
         system.info("Task started: %s", state.plugin, plugin=state.plugin, params=state.params)
         started = time.perf_counter()
         try:
-            result = call(state.params, context)
+            result = call(state.plugin_params, context)
             if inspect.isawaitable(result):
                 result = asyncio.run(_awaited(result))
         except TaskCancelled as exc:
             capture.finish_streams(state.emitter)
             system.warning("Task cancelled after %.2f s", time.perf_counter() - started)
-            self._finish(state, "CANCELLED", str(exc) or "cancelled")
+            self._finish(state, "CANCELLED", safe_str(exc) or "cancelled")
         except BaseException as exc:  # the plugin's failure, whatever it is, is the task's, not the worker's
             capture.finish_streams(state.emitter)
-            error = f"{type(exc).__name__}: {exc}"
+            error = exception_text(exc)
             system.error("Task failed after %.2f s: %s", time.perf_counter() - started, error, **exception_fields(exc))
             self._finish(state, "FAILED", error)
         else:
@@ -158,21 +171,30 @@ class Runner:
             self._finish(state, "SUCCESS", None)
 
     def _progress(self, state: TaskState, fraction: float, message: str | None) -> None:
-        state.progress, state.progress_message = fraction, message
+        state.progress, state.progress_message = fraction, None if message is None else self._redact(valid_text(message))
         self._on_change(state)
 
     def _finish(self, state: TaskState, status: str, error: str | None) -> None:
         if state.done.is_set():  # already marked INTERRUPTED at exit; the late ending changes nothing
             return
-        state.status, state.error, state.finished_at = status, error, utcnow()
+        state.status, state.error, state.finished_at = status, None if error is None else self._redact(error), utcnow()
         if status == "SUCCESS":
             state.progress = 1.0
         self._on_change(state)
         state.done.set()
 
     def cancel(self, state: TaskState) -> None:
-        state.cancel_event.set()
-        self._on_change(state)
+        """Ask a task to stop: one still queued ends CANCELLED now, a running one at its next check."""
+        with self._lock:
+            state.cancel_event.set()
+            queued = state.status == "PENDING"
+            if queued:
+                state.status = "CANCELLED"  # the worker that dequeues it sees this and skips it
+        if queued:
+            TaskLogger(state.emitter, SYSTEM_SOURCE).warning("Task cancelled before it started")
+            self._finish(state, "CANCELLED", "cancelled before it started")
+        else:
+            self._on_change(state)
 
     def close(self, timeout: float) -> None:
         """Ask every task to stop, wait up to `timeout` s, and mark the ones still going INTERRUPTED."""

@@ -305,9 +305,7 @@ class _Base(anywidget.AnyWidget):
         return self._engine.task_page(status or None, plugin or None, limit, before or None)
 
     def _plugins(self) -> list[dict[str, Any]]:
-        if self._engine.remote:
-            return self._engine.store.plugins()
-        return self._engine.registry.describe()
+        return self._engine.plugins()
 
     def _start(self, plugin: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._engine.run_task(plugin, params).info()

@@ -7,6 +7,8 @@ import csv
 import io
 import json
 from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,9 +17,9 @@ import pytest
 from nbtasklog.filter import make_filter
 from nbtasklog.record import LogRecord, datetime_to_us
 from nbtasklog.remote import RemoteStore, ServerConnection
-from nbtasklog.store.store import LOG_ARROW_SCHEMA, records_to_arrow
+from nbtasklog.store.store import LOG_ARROW_SCHEMA, SQL_CONCURRENCY, records_to_arrow
 
-from .conftest import assert_error, until
+from .conftest import assert_error, off_loop, until
 
 
 # ---- helpers ----------------------------------------------------------------------------------------
@@ -260,13 +262,16 @@ async def test_logs_by_source_comma_and_repeated(api, start, finished):
 
 
 async def test_logs_search_and_meta(api, start, finished):
-    """search matches text case-insensitively; meta.KEY=VALUE and meta.KEY (exists), nested keys with dots."""
+    """search matches text case-insensitively; meta.KEY=VALUE (the empty VALUE too) and has=KEY (exists),
+    nested keys with dots."""
     task = await levels_task(start, finished)
     assert await seqs(api, task, {"search": "BANANA"}) == [3]
     assert await seqs(api, task, {"search": "error"}) == [5, 6]
     assert await seqs(api, task, {"meta.dashboard_id": "12"}) == [5]
     assert await seqs(api, task, {"meta.nested.k": "x"}) == [3]
-    assert await seqs(api, task, {"meta.database_uuid": ""}) == [6]
+    assert await seqs(api, task, {"has": "database_uuid"}) == [6]
+    assert await seqs(api, task, {"has": "dashboard_id,nested.k"}) == [3]
+    assert await seqs(api, task, {"meta.database_uuid": ""}) == []  # the empty string, as everywhere
     assert await seqs(api, task, {"meta.dashboard_id": "12", "search": "apple"}) == []
 
 
@@ -465,6 +470,72 @@ async def test_sql_timeout(api):
     assert_error(await api("sql", method="POST", body={"query": query}), 400, "time limit")
 
 
+def strict_json(body: bytes) -> Any:
+    """JSON as the standard has it (no NaN or Infinity), with every digit of a number kept."""
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(body, parse_float=Decimal, parse_constant=refuse)
+
+
+async def test_sql_keeps_repeated_columns_special_floats_and_every_digit(api):
+    """Every column in order (repeated names too); NaN and infinities as strings, so the answer is valid JSON;
+    HUGEINT, UBIGINT and DECIMAL as JSON numbers with all their digits. Arrow keeps the repeated column too."""
+    query = ("SELECT 1 AS a, 2 AS a, 'NaN'::DOUBLE AS n, 'inf'::DOUBLE AS i, '-inf'::FLOAT AS m, "
+             "170141183460469231731687303715884105727::HUGEINT AS h, 18446744073709551615::UBIGINT AS u, "
+             "12345678901234567890.123456789::DECIMAL(38, 9) AS d, [1.5, 'NaN'::DOUBLE] AS l")
+    response = await api("sql", method="POST", body={"query": query})
+    assert response.code == 200, response
+    body = strict_json(response.body)
+    assert [c["name"] for c in body["columns"]] == ["a", "a", "n", "i", "m", "h", "u", "d", "l"]
+    assert body["rows"] == [[1, 2, "NaN", "Infinity", "-Infinity", 2**127 - 1, 2**64 - 1,
+                             Decimal("12345678901234567890.123456789"), [Decimal("1.5"), "NaN"]]]
+    response = await api("sql", method="POST", body={"query": query, "format": "arrow"})
+    table = pa.ipc.open_stream(response.body).read_all()
+    assert table.column_names == ["a", "a", "n", "i", "m", "h", "u", "d", "l"] and table.column(1).to_pylist() == [2]
+
+
+async def test_sql_answers_every_duckdb_type_in_json_and_arrow(api):
+    """test_all_types() (each DuckDB type at its extremes, and NULL): 200 and valid JSON, values exact; and Arrow."""
+    query = "SELECT * EXCLUDE (medium_enum, large_enum) FROM test_all_types()"
+    response = await api("sql", method="POST", body={"query": query})
+    assert response.code == 200, response
+    body = strict_json(response.body)
+    names = [c["name"] for c in body["columns"]]
+    low, high, null = (dict(zip(names, row)) for row in body["rows"])
+    assert set(null.values()) == {None}
+    assert (low["hugeint"], high["hugeint"], high["uhugeint"]) == (-(2**127), 2**127 - 1, str(2**128 - 1))
+    assert high["timestamp_tz"] == "294247-01-10T04:00:54.775806+00:00" and high["date"] == "5881580-07-10"
+    assert high["timestamptz_array"] == ["1970-01-01T00:00:00+00:00", "infinity", "-infinity", None,
+                                         "2022-05-12T23:23:45+00:00"]
+    assert high["time_tz"] == "24:00:00-15:59:59" and high["interval"] == {"months": 999, "days": 999,
+                                                                            "nanoseconds": 999999999000}
+    assert high["struct"] == {"a": 42, "b": "🦆🦆🦆🦆🦆🦆"} and high["map"] == [["key1", "🦆🦆🦆🦆🦆🦆"], ["key2", "goose"]]
+    assert high["float"] == Decimal("3.4028234663852886e+38") and high["varchar"] == "goo\x00se"
+    response = await api("sql", method="POST", body={"query": query, "format": "arrow"})
+    assert response.code == 200 and pa.ipc.open_stream(response.body).read_all().num_rows == 3
+
+
+@pytest.mark.parametrize("nbtasklog_config", [{"sql_timeout": 5.0}])
+async def test_long_sql_queries_neither_stall_the_api_nor_queue_up(api, start, finished):
+    """While as many long queries run as the server allows, GET logs answers at once; more queries are refused with
+    429 at once, instead of waiting for a thread; the long ones end at the time limit."""
+    task = await levels_task(start, finished)
+    long = {"query": "SELECT count(*) FROM range(1000000000) a, range(1000000) b WHERE a.range * b.range = 7"}
+    queries = [asyncio.ensure_future(api("sql", method="POST", body=long)) for _ in range(SQL_CONCURRENCY + 2)]
+    await until(lambda: sum(q.done() for q in queries) >= 2, what="the queries past the limit answered")
+    refused = [q.result() for q in queries if q.done()]
+    running = [q for q in queries if not q.done()]
+    assert len(refused) == 2 and len(running) == SQL_CONCURRENCY
+    for response in refused:
+        assert_error(response, 429, f"{SQL_CONCURRENCY} analyst queries are running")
+    for _ in range(5):
+        assert await seqs(api, task) == [1, 2, 3, 4, 5, 6, 7]
+    assert not any(q.done() for q in running)  # every read above was answered while the long queries ran
+    for response in await asyncio.gather(*running):
+        assert_error(response, 400, "time limit")
+
+
 @pytest.mark.parametrize(
     "body, words",
     [({}, ["query"]), ({"query": "  "}, ["query"]), ({"query": 5}, ["query"]),
@@ -530,7 +601,7 @@ async def test_ingest_arrow_batches(api):
     task_id = "kernel-task-1"
     body = ipc_stream([task_row(task_id)], kernel_records(task_id, 5))
     response = await api("ingest", method="POST", body=body, headers=ARROW)
-    assert response.code == 200 and response.json() == {"tasks": 1, "records": 5}
+    assert response.code == 200 and response.json() == {"tasks": 1, "records": 5, "duplicates": 0, "refused": []}
     row = (await api("tasks", task_id)).json()
     assert row["status"] == "RUNNING" and row["plugin"] == "notebook_fn" and row["params"] == {"a": 1}
     done = task_row(task_id, "SUCCESS", finished_at="2026-01-01T00:00:01+00:00", record_count=8)
@@ -539,10 +610,60 @@ async def test_ingest_arrow_batches(api):
     assert await seqs(api, task_id, {"meta.dashboard_id": "7"}) == [7]
     assert await seqs(api, task_id, {"source": "kernel"}) == [1, 3, 5, 7]
     assert (await api("tasks", task_id)).json()["status"] == "SUCCESS"
-    # records alone (no task rows) for a known task
-    more = await api("ingest", method="POST", body=ipc_stream([], kernel_records(task_id, 1, first=9)), headers=ARROW)
-    assert more.json() == {"tasks": 0, "records": 1}
-    assert (await seqs(api, task_id))[-1] == 9
+    # records alone (no task rows) for a task still running
+    other = "kernel-task-1b"
+    await api("ingest", method="POST", body=ipc_stream([task_row(other)], kernel_records(other, 2)), headers=ARROW)
+    more = await api("ingest", method="POST", body=ipc_stream([], kernel_records(other, 1, first=3)), headers=ARROW)
+    assert more.json() == {"tasks": 0, "records": 1, "duplicates": 0, "refused": []}
+    assert await seqs(api, other) == [1, 2, 3]
+
+
+async def test_ingest_only_appends_to_the_tasks_it_leases(api, engine):
+    """A retried batch adds nothing twice; a task that ended takes no new records and keeps its row; a
+    task this server ran keeps its log even once the server no longer runs it (as after a restart)."""
+    task_id = "kernel-task-lease"
+    first = ipc_stream([task_row(task_id)], kernel_records(task_id, 5))
+    await api("ingest", method="POST", body=first, headers=ARROW)
+    again = await api("ingest", method="POST", body=first, headers=ARROW)  # the answer was lost: sent again
+    assert again.json() == {"tasks": 1, "records": 0, "duplicates": 5, "refused": []}
+    done = task_row(task_id, "SUCCESS", finished_at="2026-01-01T00:00:01+00:00", record_count=7)
+    last = ipc_stream([done], kernel_records(task_id, 2, first=6))
+    assert (await api("ingest", method="POST", body=last, headers=ARROW)).json()["records"] == 2
+    retried = await api("ingest", method="POST", body=last, headers=ARROW)
+    assert retried.json() == {"tasks": 1, "records": 0, "duplicates": 2, "refused": []}
+    late = await api("ingest", method="POST", body=ipc_stream([], kernel_records(task_id, 1, first=8)), headers=ARROW)
+    assert late.json()["refused"] == [{"task_id": task_id, "reason": f"task {task_id} has ended with 7 records; no more can be added", "records": 1}]
+    failed = task_row(task_id, "FAILED", finished_at="2026-01-01T00:00:02+00:00")
+    rewrite = await api("ingest", method="POST", body=ipc_stream([failed]), headers=ARROW)
+    assert rewrite.json()["refused"][0]["reason"].startswith(f"task {task_id} ended SUCCESS")
+    assert await seqs(api, task_id) == [1, 2, 3, 4, 5, 6, 7]
+    assert (await api("tasks", task_id)).json()["status"] == "SUCCESS"
+
+    server_task = engine.run_task("t_sources", {"n": 20})
+    await off_loop(server_task.wait, 15)
+    await off_loop(engine.flush)
+    engine.runner.forget(server_task.id)  # what a restarted server knows of it: only its stored row
+    attack = ipc_stream([dict(task_row(server_task.id, "FAILED"), record_count=3)], kernel_records(server_task.id, 3))
+    answer = (await api("ingest", method="POST", body=attack, headers=ARROW)).json()
+    assert answer["records"] == 0 and answer["refused"][0]["task_id"] == server_task.id
+    row = (await api("tasks", server_task.id)).json()
+    assert (row["status"], row["record_count"]) == ("SUCCESS", 22)
+    assert await seqs(api, server_task.id) == list(range(1, 23))
+
+
+async def test_ingest_takes_up_an_interrupted_task_its_kernel_still_sends(api, engine):
+    """A kernel's task marked INTERRUPTED (its lease ran out, or the server restarted) goes on when the
+    kernel that runs it is heard again."""
+    task_id = "kernel-task-back"
+    await api("ingest", method="POST", body=ipc_stream([task_row(task_id)], kernel_records(task_id, 3)), headers=ARROW)
+    await off_loop(engine.flush)
+    engine._leases.clear()  # a server restarted since: it holds no lease
+    await off_loop(lambda: engine.store.mark_interrupted(datetime.now(timezone.utc)))
+    assert (await api("tasks", task_id)).json()["status"] == "INTERRUPTED"
+    back = await api("ingest", method="POST", body=ipc_stream([task_row(task_id)], kernel_records(task_id, 2, first=4)), headers=ARROW)
+    assert back.json()["records"] == 2
+    assert (await api("tasks", task_id)).json()["status"] == "RUNNING"
+    assert await seqs(api, task_id) == [1, 2, 3, 4, 5]
 
 
 async def test_ingest_through_remote_store(api, jp_serverapp, jp_http_port, jp_base_url):
@@ -580,5 +701,27 @@ async def test_ingest_bad_input(api, start, gate):
     name, event = gate()
     own = (await start("t_wait", {"gate": name}))["id"]
     response = await api("ingest", method="POST", body=ipc_stream([], kernel_records(own, 1, first=50)), headers=ARROW)
-    assert_error(response, 409, own)
+    assert response.code == 200
+    assert response.json()["refused"] == [{"task_id": own, "records": 1,
+                                           "reason": f"task {own} is run by this server; its log cannot be written from outside"}]
+    unknown = await api("ingest", method="POST", body=ipc_stream([], kernel_records("never-seen", 1)), headers=ARROW)
+    assert unknown.json()["refused"][0]["reason"].startswith("unknown task never-seen")
     event.set()
+
+
+async def test_ingest_redacts_secrets_a_kernel_did_not(api, engine):
+    """Records and rows from a kernel (perhaps an older version, or one without this server's patterns)
+    are redacted by the server before they are stored or streamed; they are normalized too."""
+    from nbtasklog.redact import MARKER
+
+    task_id = "kernel-secrets"
+    row = task_row(task_id, params={"password": "hunter2", "n": 1}, error="login failed: password=hunter2")
+    record = LogRecord(task_id, 1, datetime_to_us(datetime.now(timezone.utc)), "INFO", "kernel",
+                       "using token=abc123def456", json.dumps({"api_key": "k-1", "deep": {"secret": [1, 2]}}))
+    answer = await api("ingest", method="POST", body=ipc_stream([row], [record]), headers=ARROW)
+    assert answer.json()["records"] == 1
+    stored = (await api("tasks", task_id, "logs")).json()["records"][0]
+    assert stored["message"] == f"using token={MARKER}"
+    assert stored["metadata"] == {"api_key": MARKER, "deep": {"secret": MARKER}}
+    info = (await api("tasks", task_id)).json()
+    assert info["params"] == {"password": MARKER, "n": 1} and "hunter2" not in info["error"]

@@ -133,15 +133,20 @@ export class LogFilter {
     return this.limit === null ? kept : kept.slice(0, this.limit);
   }
 
-  /** The query-string form make_filter parses back (LogFilter.to_params). */
+  /** The query-string form the server parses back (LogFilter.to_params): `meta.KEY=VALUE` compares (the
+   * empty VALUE too), `has=KEY,KEY` asks that keys exist, times are ISO 8601 in UTC. */
   toParams(): Record<string, string> {
     const params: Record<string, string> = {};
     if (this.minLevel > 10) params.level = LEVELS.find((l) => LEVEL_VALUES[l] === this.minLevel)!;
     if (this.sources !== null) params.source = [...this.sources].sort().join(',');
     if (this.search) params.search = this.search;
-    for (const c of this.meta) params[`meta.${c.key}`] = c.value ?? '';
-    const pairs: [string, number | null][] = [['after', this.afterSeq], ['before', this.beforeSeq], ['since_us', this.sinceUs], ['until_us', this.untilUs], ['limit', this.limit]];
+    for (const c of this.meta) if (c.value !== null) params[`meta.${c.key}`] = c.value;
+    const exists = this.meta.filter((c) => c.value === null).map((c) => c.key);
+    if (exists.length) params.has = exists.join(',');
+    const pairs: [string, number | null][] = [['after', this.afterSeq], ['before', this.beforeSeq], ['limit', this.limit]];
     for (const [name, value] of pairs) if (value !== null) params[name] = String(value);
+    if (this.sinceUs !== null) params.since = usToIso(this.sinceUs);
+    if (this.untilUs !== null) params.until = usToIso(this.untilUs);
     if (this.order !== 'asc') params.order = this.order;
     return params;
   }
@@ -217,7 +222,7 @@ export function parseMeta(meta: FilterSpec['meta']): MetaCondition[] {
   } else {
     items.push(...Object.entries(meta));
   }
-  return items.map(([key, value]) => {
+  const conditions = items.map(([key, value]) => {
     const path = key.trim().split('.');
     if (!path.every((p) => KEY_SEGMENT.test(p))) {
       throw new FilterError(`bad metadata key '${key}': use letters, digits, '_' or '-', with '.' between nested keys`);
@@ -226,6 +231,13 @@ export function parseMeta(meta: FilterSpec['meta']): MetaCondition[] {
       throw new FilterError(`metadata condition '${key}': compare text, a number or true/false, not ${Array.isArray(value) ? 'list' : 'dict'}`);
     }
     return new MetaCondition(path, value === null ? null : jsonScalarText(value as string | number | boolean));
+  });
+  // All must hold, so their order means nothing: sorted as make_filter sorts them.
+  const order = (c: MetaCondition) => [c.path.join('\u0000'), c.value === null ? 1 : 0, c.value ?? ''] as const;
+  return conditions.sort((a, b) => {
+    const [x, y] = [order(a), order(b)];
+    for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+    return 0;
   });
 }
 
@@ -242,18 +254,25 @@ function parseIntArg(name: string, value: unknown, minimum: number, maximum?: nu
 
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
 
-/** UTC microseconds of an ISO 8601 time (naive: UTC, as datetime_to_us), exact to the microsecond. */
+/** UTC microseconds of an ISO 8601 time (without an offset: local time, as make_filter takes it), exact to the microsecond. */
 export function isoToUs(text: string): number | null {
   const m = ISO.exec(text.trim());
   if (!m) return null;
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone] = m;
-  let ms = Date.UTC(+y, +mo - 1, +d, +h, +mi, +s);
+  let ms = zone ? Date.UTC(+y, +mo - 1, +d, +h, +mi, +s) : new Date(+y, +mo - 1, +d, +h, +mi, +s).getTime();
   if (zone && zone !== 'Z') {
     const sign = zone[0] === '-' ? -1 : 1;
     const digits = zone.slice(1).replace(':', '');
     ms -= sign * (parseInt(digits.slice(0, 2), 10) * 60 + parseInt(digits.slice(2), 10)) * 60_000;
   }
   return ms * 1000 + parseInt(frac.padEnd(6, '0'), 10);
+}
+
+/** us_to_datetime(us).isoformat(): UTC, microseconds only when there are any, "+00:00". */
+export function usToIso(us: number): string {
+  const micros = ((us % 1_000_000) + 1_000_000) % 1_000_000;
+  const seconds = new Date((us - micros) / 1000).toISOString().slice(0, 19);
+  return `${seconds}${micros ? '.' + String(micros).padStart(6, '0') : ''}+00:00`;
 }
 
 function parseTime(name: string, value: FilterSpec['since']): number | null {

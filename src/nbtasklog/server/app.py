@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Integer, List, Unicode, default
+from traitlets import Bool, Float, Integer, List, Unicode, default
 
 from ..engine import Engine, default_database, parse_duration
+from ..store.store import SQL_CONCURRENCY
 
 
 @dataclass
@@ -21,16 +22,23 @@ class Services:
 
     engine: Engine
     executor: ThreadPoolExecutor  # blocking database work never runs on the event loop
+    # Analyst SQL has threads of its own, one per query that may run (SQL_CONCURRENCY): long queries
+    # never take the threads that answer logs, tasks and ingest.
+    sql_executor: ThreadPoolExecutor
     sql_max_rows: int
     sql_timeout: float
     max_body_bytes: int
     stream_interval: float
     stream_queue: int
     windows: dict[str, Any] = field(default_factory=dict)  # task id -> stream._LiveWindow, shared by its sockets
+    sql_running: int = 0  # analyst queries on sql_executor now (counted on the event loop)
 
     async def run(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, lambda: func(*args, **kwargs))
+
+    async def run_sql(self, func: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.sql_executor, func)
 
 
 class NbTaskLogApp(ExtensionApp):
@@ -47,7 +55,7 @@ class NbTaskLogApp(ExtensionApp):
         500_000, help="Records kept in memory while the database is unavailable; more spill to files."
     ).tag(config=True)
     max_workers = Integer(8, help="Tasks that run at the same time; more wait in a queue.").tag(config=True)
-    max_message_bytes = Integer(1024 * 1024, help="A longer message is cut, with a marker.").tag(config=True)
+    max_message_bytes = Integer(1024 * 1024, help="A longer message, or metadata, is cut with a marker.").tag(config=True)
     retention = Unicode("", help="Delete finished tasks and their logs after this long (e.g. 30d); empty keeps them.").tag(config=True)
     cleanup_period = Unicode("1h", help="How often retention runs (e.g. 1h).").tag(config=True)
     plugin_modules = List(Unicode(), help="Modules to import at start so that their plugins register.").tag(config=True)
@@ -56,6 +64,10 @@ class NbTaskLogApp(ExtensionApp):
     max_body_bytes = Integer(64 * 1024 * 1024, help="Largest request body accepted (ingest batches included).").tag(config=True)
     stream_interval = Float(0.05, help="Seconds between WebSocket messages to one client (batching).").tag(config=True)
     stream_queue = Integer(50_000, help="Live records of a task held for its WebSocket clients; a client further behind is told it fell behind.").tag(config=True)
+    redact_patterns = List(Unicode(), help="Regular expressions of more secrets, replaced by [REDACTED] in messages, "
+                           "metadata and params (a group named secret: only that part).").tag(config=True)
+    redact_keys = List(Unicode(), help="More key names whose values are secrets (a key ending with one, in any case).").tag(config=True)
+    redact_defaults = Bool(True, help="Also redact the default secrets (passwords, tokens, keys, …); off: only the patterns and keys given.").tag(config=True)
 
     @default("db_url")
     def _default_db_url(self) -> str:
@@ -77,10 +89,14 @@ class NbTaskLogApp(ExtensionApp):
             retention=self.retention or None,
             cleanup_interval=parse_duration(self.cleanup_period),
             handle_signals=False,  # the server handles its signals and stops us through stop_extension
+            redact_patterns=self.redact_patterns,
+            redact_keys=self.redact_keys,
+            redact_defaults=self.redact_defaults,
         )
         self.services = Services(
             engine=engine,
             executor=ThreadPoolExecutor(max_workers=4, thread_name_prefix="nbtasklog-api"),
+            sql_executor=ThreadPoolExecutor(max_workers=SQL_CONCURRENCY, thread_name_prefix="nbtasklog-sql"),
             sql_max_rows=self.sql_max_rows,
             sql_timeout=self.sql_timeout,
             max_body_bytes=self.max_body_bytes,
@@ -107,3 +123,4 @@ class NbTaskLogApp(ExtensionApp):
             return
         await asyncio.get_running_loop().run_in_executor(None, services.engine.close)
         services.executor.shutdown(wait=False)
+        services.sql_executor.shutdown(wait=False)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,17 +19,21 @@ from jupyter_server.base.handlers import APIHandler
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tornado import web
 
-from ..engine import PAGE, TaskActiveError, UnknownTaskError
-from ..filter import FilterError, LogFilter, make_filter
+from ..engine import PAGE, TaskActiveError, UnknownTaskError, parse_duration
+from ..filter import FilterError, LogFilter, from_params
 from ..plugins import UnknownPluginError
 from ..record import LogRecord, us_to_datetime
-from ..store.store import SQLError, arrow_to_records
+from ..store.store import SQL_CONCURRENCY, SQLError, arrow_to_records, sql_json, sql_rows
 from .app import Services
 
 API = "nbtasklog/api"
-TASK_ID = r"(?P<task_id>[A-Za-z0-9_\-]{1,64})"
+TASK_ID_PATTERN = "[A-Za-z0-9_-]{1,64}"  # openapi.json's task_id pattern is this one, anchored (a test keeps them equal)
+TASK_ID = rf"(?P<task_id>{TASK_ID_PATTERN})"
+# POST cleanup's older_than, as openapi.json has it: checked here, since parse_duration also reads " 30D ".
+DURATION_PATTERN = r"[0-9]+(\.[0-9]+)?[smhdw]"
+OLDEST_AGE = timedelta(days=365 * 1000)  # a longer older_than (or one no timedelta holds): older than anything stored
+HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 DEFAULT_LOG_LIMIT = 1000
-FILTER_PARAMS = {"level", "source", "search", "after", "before", "since", "until", "limit", "order", "errors_only"}
 ALWAYS_ALLOWED = {"token", "_xsrf"}
 
 
@@ -54,6 +59,11 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=json_default, ensure_ascii=False)
 
 
+def allowed_methods(handler: type[web.RequestHandler]) -> list[str]:
+    """The methods a handler class answers (tornado's default for the others is 405), for `Allow`."""
+    return [m for m in HTTP_METHODS if getattr(handler, m.lower()) is not getattr(web.RequestHandler, m.lower())]
+
+
 def error_status(error: BaseException) -> tuple[int, str]:
     """The one mapping from domain errors to HTTP answers (REST and WebSocket close codes share it)."""
     if isinstance(error, web.HTTPError):
@@ -69,30 +79,19 @@ def error_status(error: BaseException) -> tuple[int, str]:
     return 500, "internal error in nbtasklog (see the server log)"
 
 
+def _check_level_names(body: dict[str, Any], *names: str, nullable: bool = False) -> None:
+    """Levels in a JSON body are names, as openapi.json has them (parse_level also reads stdlib numbers)."""
+    for name in names:
+        if name in body and not isinstance(body[name], str) and not (nullable and body[name] is None):
+            raise web.HTTPError(400, f"{name} must be a level name: DEBUG, INFO, WARNING or ERROR")
+
+
 def filter_from_query(arguments: dict[str, list[bytes]], default_limit: int | None, extra: set[str] = frozenset()) -> LogFilter:
-    """A LogFilter from a query string: level, source (comma list or repeated), search, meta.KEY=VALUE…"""
-    values: dict[str, Any] = {}
-    meta: list[str] = []
-    sources: list[str] = []
-    for name, raw in arguments.items():
-        texts = [v.decode("utf-8", "replace") for v in raw]
-        if name.startswith("meta."):
-            key = name[5:]
-            meta.extend(f"{key}={t}" if t != "" else key for t in texts)
-        elif name == "source":
-            sources.extend(s for t in texts for s in t.split(","))
-        elif name in FILTER_PARAMS:
-            values[name] = texts[-1]
-        elif not _always_allowed(name) and name not in extra:
-            raise FilterError(f"unknown query parameter {name!r}: use level, source, search, meta.KEY, after, before, since, until, limit, order")
-    if sources:
-        values["source"] = sources
-    if meta:
-        values["meta"] = meta
-    if "errors_only" in values:
-        values["errors_only"] = values["errors_only"].lower() in ("1", "true", "yes")
-    values.setdefault("limit", default_limit)
-    return make_filter(**values)
+    """A LogFilter from a query string (filter.from_params: level, source, search, meta.KEY, has, …);
+    auth parameters and the handler's own `extra` names are left out."""
+    params = {name: [v.decode("utf-8", "replace") for v in raw] for name, raw in arguments.items()
+              if not _always_allowed(name) and name not in extra}
+    return from_params(params, default_limit)
 
 
 def record_json(record: LogRecord) -> dict[str, Any]:
@@ -147,6 +146,18 @@ class BaseHandler(APIHandler):
                 self.log.error("nbtasklog: %s %s failed: %r", self.request.method, self.request.path, error)
             raise web.HTTPError(status, message) from None
 
+    def query_value(self, name: str) -> str:
+        """The last value of a query parameter as sent, "" when absent: an empty value is the parameter
+        left out, as openapi.json says. (get_argument would strip it and blank out control characters,
+        so that a value the document refuses, such as a lone control character, would pass as empty.)"""
+        values = self.request.arguments.get(name)
+        return self.decode_argument(values[-1], name) if values else ""
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:  # RFC 9110: a 405 names the methods the path has
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
+        super().write_error(status_code, **kwargs)
+
     def body_json(self) -> dict[str, Any]:
         body = self.request.body
         if len(body) > self.services.max_body_bytes:
@@ -185,16 +196,17 @@ class TasksHandler(BaseHandler):
         unknown = {a for a in self.request.arguments if not _always_allowed(a)} - {"status", "plugin", "limit", "before"}
         if unknown:  # a misspelt filter must not silently list every task
             raise web.HTTPError(400, f"unknown query parameter {sorted(unknown)[0]!r}: use status, plugin, limit, before")
-        status = self.get_argument("status", "")
-        statuses = [s.strip().upper() for s in status.split(",") if s.strip()] or None
-        try:
-            limit = int(self.get_argument("limit", "100"))
-            if not 1 <= limit <= 1000:
-                raise ValueError
-        except ValueError:
-            raise web.HTTPError(400, "limit must be a whole number between 1 and 1000") from None
-        plugin = self.get_argument("plugin", None)
-        before = self.get_argument("before", None)
+        status = self.query_value("status")
+        statuses = status.upper().split(",") if status else None
+        unknown = [s for s in statuses or () if s not in STATUSES]
+        if unknown:
+            raise web.HTTPError(400, f"unknown status {unknown[0][:50]!r}: give a comma list of {', '.join(sorted(STATUSES))}")
+        limit_text = self.query_value("limit") or "100"
+        if not (limit_text.isascii() and limit_text.isdigit() and 1 <= int(limit_text) <= 1000):
+            raise web.HTTPError(400, "limit must be a whole number between 1 and 1000")
+        limit = int(limit_text)
+        plugin = self.query_value("plugin") or None
+        before = self.query_value("before") or None
         self.send(await self.call(self.engine.task_page, statuses, plugin, limit, before))
 
     @web.authenticated
@@ -207,6 +219,7 @@ class TasksHandler(BaseHandler):
         unknown = set(body) - {"plugin", "params", "log_level"}
         if unknown:
             raise web.HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}: use plugin, params, log_level")
+        _check_level_names(body, "log_level", nullable=True)
 
         def start() -> dict[str, Any]:
             return self.engine.run_task(plugin, body.get("params"), log_level=body.get("log_level")).info()
@@ -266,7 +279,7 @@ class ExportHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
-        fmt = self.get_argument("format", "jsonl")
+        fmt = self.query_value("format") or "jsonl"
         if fmt not in self.FORMATS:
             raise web.HTTPError(400, f"format must be one of {', '.join(self.FORMATS)}, not {fmt!r}")
         flt = self.log_filter(default_limit=None, extra={"format"})
@@ -369,7 +382,14 @@ class SettingsHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def put(self) -> None:
+        if not self.request.body.strip():  # the body is required: no body is not "change nothing"
+            raise web.HTTPError(400, 'send the settings to change as a JSON object, e.g. {"task_log_level": "WARNING"}')
         body = self.body_json()
+        _check_level_names(body, "log_level", "task_log_level")
+        enabled = body.get("belief_scope_enabled", True)
+        # The boolean, or the text the settings table holds (what a kernel's RemoteStore sends).
+        if not isinstance(enabled, bool) and enabled not in ("true", "false"):
+            raise web.HTTPError(400, 'belief_scope_enabled must be true or false (a JSON boolean, or the text "true" or "false")')
         settings = await self.call(self.engine.update_settings, **body)
         self.send(dict(settings.to_dict(), writable=True))
 
@@ -385,25 +405,48 @@ class SQLHandler(BaseHandler):
         fmt = body.get("format", "json")
         if fmt not in ("json", "arrow"):
             raise web.HTTPError(400, f"format must be json or arrow, not {fmt!r}")
-        try:
-            max_rows = int(body.get("max_rows", self.services.sql_max_rows))
-        except (TypeError, ValueError):
-            raise web.HTTPError(400, "max_rows must be a whole number") from None
+        max_rows = body.get("max_rows", self.services.sql_max_rows)
+        if not isinstance(max_rows, int) or isinstance(max_rows, bool):  # int() would also read true, 1.5 and "5"
+            raise web.HTTPError(400, "max_rows must be a whole number")
         max_rows = max(1, min(max_rows, self.services.sql_max_rows))
-        table = await self.call(self.engine.sql, query, arrow=True, max_rows=max_rows + 1, timeout=self.services.sql_timeout)
-        truncated = table.num_rows > max_rows
-        table = table.slice(0, max_rows)
+        services = self.services
+        # Refused at once rather than queued: a queued query would wait for others' time limits on top of its own.
+        if services.sql_running >= SQL_CONCURRENCY:
+            raise web.HTTPError(429, f"{SQL_CONCURRENCY} analyst queries are running already; try again when one has ended")
+
+        def answer() -> tuple[bytes | str, bool]:
+            """The query's answer, encoded off the event loop: an Arrow IPC stream or the JSON text."""
+            table = self.engine.sql(query, arrow=True, max_rows=max_rows + 1, timeout=services.sql_timeout)
+            truncated = table.num_rows > max_rows
+            table = table.slice(0, max_rows)
+            if fmt == "arrow":
+                sink = pa.BufferOutputStream()
+                with pa.ipc.new_stream(sink, table.schema) as writer:
+                    writer.write_table(table)
+                return sink.getvalue().to_pybytes(), truncated
+            # Built by sql_json, not json.dumps: rows stay lists (repeated column names keep their columns), NaN
+            # and the infinities become strings (valid JSON), numbers keep every digit.
+            columns = dumps([{"name": f.name, "type": str(f.type)} for f in table.schema])
+            rows = ", ".join("[" + ", ".join(sql_json(value) for value in row) + "]" for row in sql_rows(table))
+            return f'{{"columns": {columns}, "rows": [{rows}], "truncated": {"true" if truncated else "false"}}}', truncated
+
+        services.sql_running += 1
+        try:
+            content, truncated = await services.run_sql(answer)
+        except Exception as error:
+            status, message = error_status(error)
+            if status >= 500:
+                self.log.error("nbtasklog: %s %s failed: %r", self.request.method, self.request.path, error)
+            raise web.HTTPError(status, message) from None
+        finally:
+            services.sql_running -= 1
         if fmt == "arrow":
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table)
             self.set_header("X-Nbtasklog-Truncated", "true" if truncated else "false")
             # APIHandler.finish sets Content-Type itself (JSON unless told otherwise).
-            self.finish(sink.getvalue().to_pybytes(), set_content_type="application/vnd.apache.arrow.stream")
-            return
-        columns = [{"name": f.name, "type": str(f.type)} for f in table.schema]
-        rows = [list(row.values()) for row in table.to_pylist()]
-        self.send({"columns": columns, "rows": rows, "truncated": truncated})
+            self.finish(content, set_content_type="application/vnd.apache.arrow.stream")
+        else:
+            self.set_header("Content-Type", "application/json")
+            self.finish(content)
 
 
 class HealthHandler(BaseHandler):
@@ -439,8 +482,7 @@ class IngestHandler(BaseHandler):
             records = arrow_to_records(table.select(["task_id", "seq", "timestamp", "level", "source", "message", "metadata"]))
         except (KeyError, pa.ArrowInvalid, IndexError) as error:
             raise web.HTTPError(400, f"record batch has the wrong columns: {error}") from None
-        await self.call(self.engine.ingest, task_rows, records)
-        self.send({"tasks": len(task_rows), "records": len(records)})
+        self.send(await self.call(self.engine.ingest, task_rows, records))
 
 
 def _task_row(row: Any) -> dict[str, Any]:
@@ -470,9 +512,25 @@ class CleanupHandler(BaseHandler):
     @authorized("write")
     async def post(self) -> None:
         older_than = self.body_json().get("older_than")
-        if not isinstance(older_than, str) or not older_than:
-            raise web.HTTPError(400, 'give the age: {"older_than": "30d"}')
-        self.send({"deleted": await self.call(self.engine.cleanup, older_than)})
+        if not isinstance(older_than, str) or not re.fullmatch(DURATION_PATTERN, older_than):
+            raise web.HTTPError(400, f'give older_than as a duration, a number and a unit of s, m, h, d or w: {{"older_than": "30d"}}, not {older_than!r}'[:300])
+        try:
+            age = min(parse_duration(older_than), OLDEST_AGE)
+        except OverflowError:  # more than a timedelta holds: older than anything stored
+            age = OLDEST_AGE
+        self.send({"deleted": await self.call(self.engine.cleanup, age)})
+
+
+class UnknownPathHandler(BaseHandler):
+    """Any other path under the API (an id outside the task id pattern included): a JSON 404, where
+    the server would answer its HTML page, which an API client cannot read."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        raise web.HTTPError(404, f"no such path in the nbtasklog API: {self.request.path[:200]}; openapi.json lists the paths")
+
+    post = put = delete = patch = get
 
 
 class OpenAPIHandler(BaseHandler):
@@ -502,4 +560,5 @@ def routes() -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
         (rf"/{API}/ingest", IngestHandler),
         (rf"/{API}/cleanup", CleanupHandler),
         (rf"/{API}/openapi.json", OpenAPIHandler),
+        (rf"/{API}/.*", UnknownPathHandler),  # last: only what no route above matches
     ]

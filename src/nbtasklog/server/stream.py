@@ -22,6 +22,7 @@ import json
 import time
 from collections import deque
 from dataclasses import replace
+from http.client import responses
 from itertools import islice
 from typing import Any
 
@@ -39,7 +40,7 @@ from ..live import Subscription
 from ..record import LogRecord, new_tuple
 from ..runner import TaskState
 from .app import Services
-from .handlers import dumps, error_status, filter_from_query, record_text
+from .handlers import allowed_methods, dumps, error_status, filter_from_query, record_text
 
 STATUS_COALESCE = 0.1  # seconds: progress changes are sent at most this often per socket
 PAGE = 10_000  # records per message while a socket catches up (from the store or from the live window)
@@ -279,12 +280,43 @@ class _AuthorizedSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
         await self.pre_get()
+        refusal = _not_a_handshake(self.request.headers)
+        if refusal is not None:  # tornado would answer it in plain text
+            raise web.HTTPError(*refusal)
         result = super().get(*args, **kwargs)
         if result is not None:
             await result
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Refusals before the upgrade are JSON, as the REST API's. (JupyterHandler's HTML page needs the
+        user, which is never looked up for a method tornado refuses at once, such as TRACE.)"""
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, web.HTTPError):
+            message, reason = error.log_message or responses.get(status_code, "error"), error.reason
+        else:
+            message, reason = "internal error in nbtasklog (see the server log)", None
+        if status_code == 405:  # RFC 9110: a 405 names the methods the path has
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
+        if status_code == 426:  # RFC 6455: the versions the server speaks
+            self.set_header("Sec-WebSocket-Version", "13")
+        self.set_header("Content-Type", "application/json")
+        self.finish(dumps({"message": message, "reason": reason}))
+
     def send(self, message: dict[str, Any]) -> Any:
         return self.write_message(dumps(message))
+
+
+def _not_a_handshake(headers: Any) -> tuple[int, str] | None:
+    """(status, message) when a request to a socket path is not a WebSocket opening handshake, else None."""
+    if headers.get("Upgrade", "").lower() != "websocket":
+        return 400, "this path is a WebSocket: open it with a WebSocket client (a GET with Upgrade: websocket)"
+    if "upgrade" not in [part.strip().lower() for part in headers.get("Connection", "").split(",")]:
+        return 400, "a WebSocket handshake needs the header Connection: Upgrade"
+    if not headers.get("Sec-WebSocket-Key") or not headers.get("Sec-WebSocket-Version"):
+        return 400, "a WebSocket handshake needs the headers Sec-WebSocket-Key and Sec-WebSocket-Version"
+    if headers["Sec-WebSocket-Version"] not in ("7", "8", "13"):  # what tornado speaks
+        return 426, "WebSocket version 13 is the one this server speaks"
+    return None
 
 
 class LogStreamHandler(_AuthorizedSocket):

@@ -5,6 +5,13 @@ Arrow batches every `flush_interval` or when `flush_size` records wait, and writ
 transaction together with changed task rows and settings. When a write fails (file locked by another
 process, disk full, server down) the batch stays, in order, and is retried with backoff; batches past
 `memory_cap` records go to Arrow files in `spill_dir` and are replayed in order, also after a restart.
+
+Each batch is named when it is made, and that name (a stamp that only grows, across processes too)
+names its spill file: batches replay in the order their records were made, however late they were
+spilled. A batch that may have been written already (a spill file left by an earlier process, a
+retry after a failed write) is written with `only_new`, so replay never duplicates. While records
+wait on disk, tasks.json holds the task rows not yet in the database. A spill that fails keeps the
+batch in memory; a spill file that cannot be read is reported and skipped.
 """
 
 from __future__ import annotations
@@ -18,9 +25,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,7 @@ ROW_GROUP = 122_880
 BATCH_ROWS = ROW_GROUP  # largest batch written in one transaction (and one spill file)
 MAX_BACKOFF = 30.0
 WATCH = 0.05  # seconds between looks at the queue length
+DATABASE, SPILL, LOST = "database", "spill", "lost"  # the kinds of error health() reports
 # DuckDB's Python client takes the GIL between the steps of a query (to check for Ctrl-C). With a
 # task's thread busy logging, each take waited out CPython's 5 ms switch interval: a batch's write
 # took 0.22 s instead of 0.09 s. Shorter turns while writing: end to end 530k → 700k records/s (bench/).
@@ -80,22 +87,25 @@ _write_turns = _ShortGilTurns(WRITE_SWITCH_INTERVAL)
 
 @dataclass
 class _Batch:
-    """Log records waiting to be written: an Arrow table in memory, or an Arrow file after a spill."""
+    """Log records waiting to be written: an Arrow table in memory, or an Arrow file after a spill.
 
+    `name` is given when the batch is made and names its spill file: names sort in the order batches
+    were made. `maybe_written`: the batch may be in the database already (a spill file an earlier
+    process left, which it may have committed before it died; or a write that failed, whose commit
+    may have gone through before the error), so it is written without the records already stored.
+    """
+
+    name: str
     rows: int
     table: pa.Table | None = None
     path: Path | None = None
+    maybe_written: bool = False
 
     def load(self) -> pa.Table:
         if self.table is not None:
             return self.table
         assert self.path is not None
-        with pa.memory_map(str(self.path)) as source:
-            return pa.ipc.open_file(source).read_all()
-
-    def discard(self) -> None:
-        if self.path is not None:
-            self.path.unlink(missing_ok=True)
+        return _read_arrow_file(self.path)
 
 
 @dataclass
@@ -109,11 +119,16 @@ class Health:
     last_flush_at: datetime | None
     flushed_total: int
     database_available: bool
+    # In a kernel or the CLI talking to a Jupyter server: the server's own health, as it answered (the
+    # fields above then cover both: this process's records on their way and the server's to its database).
+    server: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         for key in ("last_error_at", "last_flush_at"):
             out[key] = out[key].isoformat() if out[key] else None
+        if out["server"] is None:
+            del out["server"]
         return out
 
 
@@ -144,10 +159,20 @@ class WriteBuffer:
         self._wake = threading.Event()
         self._stopping = False
         self._thread: threading.Thread | None = None
-        self._spill_names = count()
+        self._last_stamp = 0  # of the newest batch name; see _next_name
         self._delay = flush_interval
-        self._last_error: str | None = None
+        # What health() reports, by kind: DATABASE (the way there; cleared once everything is
+        # written), SPILL (spilling failed; cleared when a spill works again or nothing waits),
+        # LOST (spill files that could not be replayed; kept for the life of the process).
+        self._errors: dict[str, str] = {}
+        self._lost_files = 0
         self._last_error_at: datetime | None = None
+        # Left by an earlier process: rows of tasks still active in its tasks.json, for on_connect to
+        # mark INTERRUPTED, and the highest seq of each task in its spill files.
+        self._left_active: dict[str, dict[str, Any]] = {}
+        self._left_active_taken = False
+        self._spilled_last_seqs: dict[str, int] = {}
+        self._state_files: set[str] = set()  # tasks.json / settings.json on disk, to update after writes
         self._last_flush_at: datetime | None = None
         self._flushed_total = 0
         # pyarrow imports pandas lazily the first time it builds an array; at interpreter exit that
@@ -186,19 +211,22 @@ class WriteBuffer:
 
     def _run(self) -> None:
         while not self._stopping:
-            # Wake every WATCH s to see whether flush_size records are waiting, else after the delay.
-            deadline = time.monotonic() + self._delay
-            full = False
-            while not self._stopping:
-                if len(self._records) >= self.flush_size:
-                    full = True
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._wake.wait(min(WATCH, remaining)):
-                    break
-            self._wake.clear()
-            if not self._stopping:
-                self._flush(whole_batches=full)
+            try:
+                # Wake every WATCH s to see whether flush_size records are waiting, else after the delay.
+                deadline = time.monotonic() + self._delay
+                full = False
+                while not self._stopping:
+                    if len(self._records) >= self.flush_size:
+                        full = True
+                        break
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or self._wake.wait(min(WATCH, remaining)):
+                        break
+                self._wake.clear()
+                if not self._stopping:
+                    self._flush(whole_batches=full)
+            except Exception as error:  # the thread that writes must never end: report, back off, retry
+                self._unexpected(error)
 
     def flush(self) -> bool:
         """Write everything queued so far; True when nothing is left waiting."""
@@ -207,62 +235,116 @@ class WriteBuffer:
     def _flush(self, whole_batches: bool) -> bool:
         """Write what is queued; with `whole_batches`, a rest short of a full batch waits for the next flush.
 
-        True when nothing that was taken from the queue is left waiting.
+        True when nothing that was taken from the queue is left waiting. Never raises: what fails
+        is kept, reported in health() and retried.
         """
         with self._write_lock:
-            self._drain(whole_batches)
-            while True:
-                with self._lock:
-                    tasks = dict(self._tasks)
-                    settings = dict(self._settings)
-                    batch = self._batches[0] if self._batches else None
+            try:
+                return self._write_waiting(whole_batches)
+            except Exception as error:
+                self._unexpected(error)
+                return False
+
+    def _write_waiting(self, whole_batches: bool) -> bool:
+        self._drain(whole_batches)
+        while True:
+            with self._lock:
+                tasks = dict(self._tasks)
+                settings = dict(self._settings)
+                batch = self._batches[0] if self._batches else None
+            try:
+                # Connect even with nothing to write: a new process must mark the tasks its
+                # dead predecessor left RUNNING as INTERRUPTED before anyone reads them.
+                if not self._connected:
+                    if self._on_connect is not None:
+                        self._on_connect()
+                    self._connected = True
+                    self._settle_left_active()
+            except Exception as error:
+                self._failed(error)
+                return False
+            if not tasks and not settings and batch is None:
+                self._delay = self.flush_interval
+                self._errors.pop(SPILL, None)  # nothing waits any more, in memory or on disk
+                return True
+            table = None
+            if batch is not None:
                 try:
-                    # Connect even with nothing to write: a new process must mark the tasks its
-                    # dead predecessor left RUNNING as INTERRUPTED before anyone reads them.
-                    if not self._connected:
-                        if self._on_connect is not None:
-                            self._on_connect()
-                        self._connected = True
-                except Exception as error:
-                    self._failed(error)
-                    return False
-                if not tasks and not settings and batch is None:
-                    self._delay = self.flush_interval
-                    return True
-                try:
-                    table = batch.load() if batch is not None else None
-                    with _write_turns if self.store.is_duckdb else nullcontext():
-                        self.store.write(tasks.values(), table, settings)
-                except Exception as error:  # any failure: keep everything, retry later
-                    self._failed(error)
-                    return False
-                with self._lock:
-                    for task_id, row in tasks.items():
-                        if self._tasks.get(task_id) == row:
-                            del self._tasks[task_id]
-                    for key, value in settings.items():
-                        if self._settings.get(key) == value:
-                            del self._settings[key]
-                    if batch is not None:
-                        self._batches.popleft()
+                    table = batch.load()
+                except (OSError, pa.ArrowException) as error:
+                    self._skip_unreadable(batch, error)
+                    continue
+            try:
+                with _write_turns if self.store.is_duckdb else nullcontext():
+                    self._write(tasks.values(), table, settings, only_new=batch is not None and batch.maybe_written)
+            except Exception as error:  # any failure: keep everything, retry later
                 if batch is not None:
-                    batch.discard()
-                    self._flushed_total += batch.rows
-                self._last_flush_at = datetime.now(timezone.utc)
-                if self._last_error is not None and not self._batches:
-                    log.warning("nbtasklog: database available again; every waiting record was written")
-                    self._last_error = None
+                    batch.maybe_written = True  # the error may have come after the commit
+                self._failed(error)
+                return False
+            with self._lock:
+                for task_id, row in tasks.items():
+                    if self._tasks.get(task_id) == row:
+                        del self._tasks[task_id]
+                for key, value in settings.items():
+                    if self._settings.get(key) == value:
+                        del self._settings[key]
+                if batch is not None:
+                    self._batches.popleft()
+            if batch is not None:
+                self._flushed_total += batch.rows
+                if batch.path is not None:
+                    _remove(batch.path)  # if it stays (read-only disk), the next start skips its stored records
+            self._update_state_files()
+            self._last_flush_at = datetime.now(timezone.utc)
+            if DATABASE in self._errors and not self._batches:
+                log.warning("nbtasklog: database available again; every waiting record was written")
+                del self._errors[DATABASE]
+
+    def _write(self, tasks: Any, table: pa.Table | None, settings: dict[str, str], only_new: bool) -> None:
+        if only_new and isinstance(self.store, Store):
+            self.store.write(tasks, table, settings, only_new=True)
+        else:  # a RemoteStore ships batches to a server's ingest, which takes them as they come
+            self.store.write(tasks, table, settings)
+
+    def _report(self, kind: str, text: str) -> bool:
+        """Set one of the errors health() reports; True when that kind was not reported before."""
+        first = kind not in self._errors
+        self._errors[kind] = text
+        self._last_error_at = datetime.now(timezone.utc)
+        return first
 
     def _failed(self, error: Exception) -> None:
-        first = self._last_error is None
-        self._last_error = f"{type(error).__name__}: {error}".splitlines()[0][:500]
-        self._last_error_at = datetime.now(timezone.utc)
+        first = self._report(DATABASE, _describe(error))
         self._delay = min(MAX_BACKOFF, self._delay * 2 if not first else 0.25)
         # _connected stays True after a lost connection: on_connect (marking tasks INTERRUPTED)
         # must run once per process, or a reconnect would mark this process's running tasks.
         self.store.reset()
         if first:
-            log.warning("nbtasklog: cannot write to the database, keeping records and retrying: %s", self._last_error)
+            log.warning("nbtasklog: cannot write to the database, keeping records and retrying: %s",
+                        self._errors[DATABASE])
+
+    def _unexpected(self, error: Exception) -> None:
+        """A failure nothing above expected (a bug, say): everything stays queued and is retried with backoff."""
+        if self._errors.get(DATABASE) != _describe(error):
+            log.exception("nbtasklog: unexpected error in the write buffer; keeping every record and retrying")
+        self._failed(error)
+
+    def _skip_unreadable(self, batch: _Batch, error: Exception) -> None:
+        """A spill file that vanished (another process replayed it) or cannot be read: the rest goes on."""
+        with self._lock:
+            self._batches.popleft()
+        self._lost(batch.path, error, batch.rows)
+
+    def _lost(self, path: Path | None, error: Exception, rows: int | None = None) -> None:
+        what = "vanished" if isinstance(error, FileNotFoundError) else "cannot be read"
+        records = f"its {rows} records" if rows is not None else "its records"
+        text = f"spill file {path} {what}, {records} not written ({_describe(error)})"
+        log.error("nbtasklog: %s", text)
+        self._lost_files += 1
+        if self._lost_files > 1:
+            text = f"{self._lost_files} spill files not replayed, the last: {text}"
+        self._report(LOST, text)
 
     def _drain(self, whole_batches: bool = False) -> None:
         """Move the records queued now into Arrow batches, spilling to disk past the memory cap.
@@ -275,55 +357,144 @@ class WriteBuffer:
         waiting = len(records)
         if whole_batches:  # a flush for size: full batches only, the rest joins the next one
             waiting -= waiting % max(1, min(self.flush_size, BATCH_ROWS))
+        with self._lock:
+            in_memory = sum(b.rows for b in self._batches if b.table is not None)
+        if waiting and in_memory + waiting > self.memory_cap:
+            # Task rows before their records: a process killed between the two files must not
+            # leave records whose task has no row anywhere.
+            self._save_task_rows()
         while waiting:
             size = min(waiting, BATCH_ROWS)
             waiting -= size
             chunk = [popleft() for _ in range(size)]
-            table = _to_arrow(chunk)
+            batch = _Batch(self._next_name(), size, table=_to_arrow(chunk))
             with self._lock:
                 in_memory = sum(b.rows for b in self._batches if b.table is not None)
-                if in_memory + size > self.memory_cap:
-                    self._batches.append(self._spill(table))
-                else:
-                    self._batches.append(_Batch(size, table=table))
+            if in_memory + size > self.memory_cap:
+                batch = self._spill(batch)
+            with self._lock:
+                self._batches.append(batch)
 
-    def _spill(self, table: pa.Table) -> _Batch:
-        self.spill_dir.mkdir(parents=True, exist_ok=True)
-        # Names sort in write order: time, then a counter for batches within one nanosecond.
-        path = self.spill_dir / f"{time.time_ns():020d}-{next(self._spill_names):08d}.arrow"
+    def _next_name(self) -> str:
+        # A stamp past the newest batch's, even if the clock went back, and past every spill file
+        # found at start: names (and so spill files) sort in the order batches were made.
+        self._last_stamp = max(time.time_ns(), self._last_stamp + 1)
+        return f"{self._last_stamp:020d}"
+
+    def _spill(self, batch: _Batch) -> _Batch:
+        """The batch moved to its Arrow file; when the disk refuses (full, read-only), the batch as it was."""
+        assert batch.table is not None
+        path = self.spill_dir / f"{batch.name}.arrow"
         tmp = path.with_suffix(".tmp")
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, LOG_ARROW_SCHEMA) as writer:
-            writer.write_table(table)
-        os.replace(tmp, path)
-        return _Batch(table.num_rows, path=path)
+        try:
+            self.spill_dir.mkdir(parents=True, exist_ok=True)
+            with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, LOG_ARROW_SCHEMA) as writer:
+                writer.write_table(batch.table)
+            os.replace(tmp, path)
+        except (OSError, pa.ArrowException) as error:
+            if tmp.exists():  # unlinking even a missing file fails on a read-only disk
+                _remove(tmp)
+            text = f"spilling to {self.spill_dir} failed, {batch.rows} records kept in memory: {_describe(error)}"
+            if self._report(SPILL, text):
+                log.error("nbtasklog: %s", text)
+            return batch
+        self._errors.pop(SPILL, None)
+        return replace(batch, table=None, path=path)
 
     def _load_spill(self) -> None:
         """Batches and task rows spilled by an earlier process go first, in their order."""
         if not self.spill_dir.is_dir():
             return
-        for path in sorted(self.spill_dir.glob("*.arrow")):
+        for tmp in sorted(self.spill_dir.glob("*.tmp")):
+            # A spill its process did not live to finish: whole (only the rename was missing), it is
+            # the batch it was meant to be; cut short, its records were only ever in that memory.
             try:
-                with pa.memory_map(str(path)) as source:
-                    rows = pa.ipc.open_file(source).read_all().num_rows
-            except (OSError, pa.ArrowInvalid) as error:
-                log.error("nbtasklog: unreadable spill file %s left in place: %s", path, error)
-                continue
-            self._batches.append(_Batch(rows, path=path))
-        tasks_file = self.spill_dir / "tasks.json"
-        if tasks_file.exists():
-            for row in json.loads(tasks_file.read_text()):
-                for key in ("created_at", "started_at", "finished_at"):
-                    if row.get(key):
-                        row[key] = datetime.fromisoformat(row[key])
-                if row["status"] in ACTIVE_STATUSES:  # its process is gone
-                    row["status"] = "INTERRUPTED"
-                    row["finished_at"] = row.get("finished_at") or datetime.now(timezone.utc)
+                _read_arrow_file(tmp)
+                os.replace(tmp, tmp.with_suffix(".arrow"))
+            except (OSError, pa.ArrowException) as error:
+                log.warning("nbtasklog: removing %s, a spill cut short by the end of its process: %s", tmp, error)
+                _remove(tmp)
+        for path in sorted(self.spill_dir.glob("*.arrow")):
+            self._last_stamp = max(self._last_stamp, _stamp(path))
+            try:
+                table = _read_arrow_file(path)
+            except (OSError, pa.ArrowException) as error:
+                self._lost(path, error)
+                continue  # left in place: a later start tries it again
+            self._batches.append(_Batch(path.stem, table.num_rows, path=path, maybe_written=True))
+            for last in table.group_by("task_id").aggregate([("seq", "max")]).to_pylist():
+                known = self._spilled_last_seqs.get(last["task_id"], 0)
+                self._spilled_last_seqs[last["task_id"]] = max(last["seq_max"], known)
+        for row in self._read_state_file("tasks.json") or ():
+            for key in ("created_at", "started_at", "finished_at"):
+                if row.get(key):
+                    row[key] = datetime.fromisoformat(row[key])
+            if row["status"] in ACTIVE_STATUSES:  # its process is gone: on_connect marks it INTERRUPTED
+                self._left_active[row["id"]] = row
+            else:
                 self._tasks[row["id"]] = row
-            tasks_file.unlink()
-        settings_file = self.spill_dir / "settings.json"
-        if settings_file.exists():
-            self._settings.update(json.loads(settings_file.read_text()))
-            settings_file.unlink()
+        self._settings.update(self._read_state_file("settings.json") or {})
+
+    def _read_state_file(self, name: str) -> Any:
+        path = self.spill_dir / name
+        if not path.exists():
+            return None
+        try:
+            value = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            self._lost(path, error)
+            return None
+        self._state_files.add(name)  # removed once what it holds is written (see _update_state_files)
+        return value
+
+    def left_active(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """For on_connect, to mark the tasks of dead processes INTERRUPTED (Store.mark_interrupted): the
+        rows of tasks.json whose tasks were still active, and the highest seq of each task in the spill
+        files found at start (those records are written right after on_connect)."""
+        with self._lock:
+            self._left_active_taken = True
+            return [dict(row) for row in self._left_active.values()], dict(self._spilled_last_seqs)
+
+    def _settle_left_active(self) -> None:
+        """After on_connect: rows it did not take (a remote store cannot mark tasks) are written as
+        INTERRUPTED, counting the records their spill files hold."""
+        with self._lock:
+            if not self._left_active_taken:
+                for task_id, row in self._left_active.items():
+                    count = max(row.get("record_count") or 0, self._spilled_last_seqs.get(task_id, 0))
+                    self._tasks.setdefault(task_id, dict(
+                        row, status="INTERRUPTED", record_count=count,
+                        finished_at=row.get("finished_at") or datetime.now(timezone.utc)))
+            self._left_active.clear()
+        self._update_state_files()
+
+    def _save_task_rows(self) -> None:
+        """While records wait on disk, tasks.json holds the task rows not yet in the database: a process
+        killed meanwhile leaves its tasks' rows next to their records."""
+        with self._lock:
+            rows = [*self._left_active.values(), *self._tasks.values()]
+        path = self.spill_dir / "tasks.json"
+        if not rows and path.name not in self._state_files:
+            return
+        try:
+            if rows:
+                _write_text(path, json.dumps([_json_row(row) for row in rows]))
+                self._state_files.add(path.name)
+            else:
+                _remove(path, strict=True)
+                self._state_files.discard(path.name)
+        except OSError as error:
+            text = f"spilling task rows to {path} failed: {_describe(error)}"
+            if self._report(SPILL, text):
+                log.error("nbtasklog: %s", text)
+
+    def _update_state_files(self) -> None:
+        """After a write: tasks.json keeps only rows still unwritten, settings.json goes once written."""
+        if "tasks.json" in self._state_files:
+            self._save_task_rows()
+        if "settings.json" in self._state_files and not self._settings:
+            _remove(self.spill_dir / "settings.json")
+            self._state_files.discard("settings.json")
 
     def stop(self, timeout: float = 10.0) -> bool:
         """Stop the flusher and write everything; what cannot be written by `timeout` is spilled."""
@@ -336,29 +507,34 @@ class WriteBuffer:
         delay = 0.1
         while not self.flush():
             if time.monotonic() + delay > deadline:
-                self._spill_everything()
+                with self._write_lock:
+                    self._spill_everything()
                 return False
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
         return True
 
     def _spill_everything(self) -> None:
-        with self._write_lock:
-            self._drain()
-            with self._lock:
-                batches = [self._spill(b.table) if b.table is not None else b for b in self._batches]
-                self._batches = deque(batches)
-                if self._tasks:
-                    rows = [
-                        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
-                        for row in self._tasks.values()
-                    ]
-                    (self.spill_dir / "tasks.json").write_text(json.dumps(rows))
-                if self._settings:
-                    (self.spill_dir / "settings.json").write_text(json.dumps(self._settings))
+        self._drain()
+        with self._lock:
+            batches = list(self._batches)
+        # Each keeps the name it got when it was made: an older batch still in memory replays before
+        # the newer ones spilled past the cap.
+        batches = [self._spill(b) if b.table is not None else b for b in batches]
+        with self._lock:
+            self._batches = deque(batches)
+        self._save_task_rows()
+        if self._settings:
+            try:
+                _write_text(self.spill_dir / "settings.json", json.dumps(self._settings))
+            except OSError as error:
+                log.error("nbtasklog: settings changes lost at exit, %s cannot be written: %s", self.spill_dir, error)
+        kept = sum(b.rows for b in batches if b.path is not None)
+        lost = sum(b.rows for b in batches if b.path is None)
         log.error(
-            "nbtasklog: database unavailable at exit (%s); %d records kept in %s for the next start",
-            self._last_error, sum(b.rows for b in batches), self.spill_dir,
+            "nbtasklog: database unavailable at exit (%s); %d records kept in %s for the next start%s",
+            self._errors.get(DATABASE), kept, self.spill_dir,
+            f"; {lost} records lost, spilling failed ({self._errors.get(SPILL)})" if lost else "",
         )
 
     # ---- readers --------------------------------------------------------------------------------
@@ -373,7 +549,10 @@ class WriteBuffer:
             batches = list(self._batches)
         found: list[LogRecord] = []
         for batch in batches:
-            table = batch.load()
+            try:
+                table = batch.load()
+            except (OSError, pa.ArrowException):
+                continue  # the flusher reports it when it gets there; Engine.logs sees the gap
             found.extend(arrow_to_records(table.filter(pc.equal(table.column("task_id"), task_id))))
         found.extend(queued)
         return found
@@ -391,15 +570,52 @@ class WriteBuffer:
         with self._lock:
             in_memory = sum(b.rows for b in self._batches if b.table is not None)
             spilled = sum(b.rows for b in self._batches if b.path is not None)
+        errors = [e for e in (self._errors.get(kind) for kind in (DATABASE, SPILL, LOST)) if e is not None]
         return Health(
             pending=len(self._records) + in_memory + spilled,
             spilled=spilled,
-            last_error=self._last_error,
+            last_error="; ".join(errors) if errors else None,
             last_error_at=self._last_error_at,
             last_flush_at=self._last_flush_at,
             flushed_total=self._flushed_total,
-            database_available=self._last_error is None,
+            database_available=DATABASE not in self._errors,
         )
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}".splitlines()[0][:500]
+
+
+def _read_arrow_file(path: Path) -> pa.Table:
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_file(source).read_all()
+
+
+def _stamp(path: Path) -> int:
+    """The stamp a spill file's name starts with (older names add "-counter"); 0 for other names."""
+    head = path.stem.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Whole or not at all: a process killed in the middle leaves the previous file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _remove(path: Path, strict: bool = False) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as error:
+        if strict:
+            raise
+        log.warning("nbtasklog: cannot remove %s: %s", path, error)
+
+
+def _json_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 def _to_arrow(records: list[LogRecord]) -> pa.Table:

@@ -6,15 +6,22 @@ either does its whole job in one transaction or raises.
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 import json
+import math
 import os
+import re
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import and_, create_engine, delete, event, func, select, update
 from sqlalchemy.engine import URL, Engine, make_url
 
@@ -39,6 +46,10 @@ LOG_ARROW_SCHEMA = pa.schema(
     ]
 )
 _LOG_STRUCT = pa.struct(list(LOG_ARROW_SCHEMA))
+
+
+class StoreClosedError(RuntimeError):
+    """The store was closed (its engine closed); nothing more is read or written through it."""
 
 
 class SQLError(ValueError):
@@ -86,6 +97,7 @@ class Store:
         self.is_duckdb = backend == "duckdb"
         self._engine: Engine | None = None
         self._open_lock = threading.Lock()
+        self._closed = False
 
     # ---- connection -------------------------------------------------------------------------
     @property
@@ -93,6 +105,8 @@ class Store:
         """The SQLAlchemy engine, created (and the schema made) on first use; raises while unavailable."""
         if self._engine is None:
             with self._open_lock:
+                if self._closed:  # a late reader of a closed engine must not open the file again
+                    raise StoreClosedError(f"the store {self.url.render_as_string(hide_password=True)} is closed")
                 if self._engine is None:
                     self._engine = self._create_engine()
         return self._engine
@@ -129,7 +143,11 @@ class Store:
         if engine is not None:
             engine.dispose()
 
-    close = reset
+    def close(self) -> None:
+        """Drop the connections for good: this store opens no new one."""
+        with self._open_lock:
+            self._closed = True
+        self.reset()
 
     # ---- writes -----------------------------------------------------------------------------
     def write(
@@ -137,14 +155,23 @@ class Store:
         task_rows: Iterable[Mapping[str, Any]] = (),
         batch: pa.Table | None = None,
         settings: Mapping[str, str] | None = None,
+        *,
+        only_new: bool = False,
     ) -> None:
-        """Upsert task rows and settings and append one batch of log records, in one transaction."""
+        """Upsert task rows and settings and append one batch of log records, in one transaction.
+
+        `only_new` is for a batch that may have been written before (a spill file replayed after its
+        process died between the commit and deleting the file; a retry after an error that came
+        after the commit): records whose (task_id, seq) is stored already are left out.
+        """
         task_rows = list(task_rows)
         with self.engine.begin() as conn:
             if settings:
                 _upsert(conn, schema.settings, [{"key": k, "value": v} for k, v in settings.items()])
             if task_rows:
-                _upsert(conn, tasks, task_rows)
+                _upsert(conn, tasks, task_rows if self.is_duckdb else [_without_nul(row) for row in task_rows])
+            if batch is not None and batch.num_rows and only_new:
+                batch = self._not_stored(conn, batch)
             if batch is not None and batch.num_rows:
                 if self.is_duckdb:
                     raw = _duckdb(conn)
@@ -157,7 +184,30 @@ class Store:
                     finally:
                         raw.unregister("nbtasklog_batch")
                 else:
-                    conn.execute(task_logs.insert(), batch.to_pylist())
+                    conn.execute(task_logs.insert(), [_without_nul(row) for row in batch.to_pylist()])
+
+    def _not_stored(self, conn: Any, batch: pa.Table) -> pa.Table:
+        """The records of `batch` not in task_logs, in the batch's order: an anti-join on (task_id, seq)
+        against the stored keys of the batch's tasks within its seq range (zone maps or the index find them)."""
+        seqs = pc.min_max(batch.column("seq")).as_py()
+        query = select(task_logs.c.task_id, task_logs.c.seq).where(
+            task_logs.c.task_id.in_(pc.unique(batch.column("task_id")).to_pylist()),
+            task_logs.c.seq.between(seqs["min"], seqs["max"]),
+        )
+        if self.is_duckdb:
+            compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+            params = [compiled.params[name] for name in compiled.positiontup or ()]
+            stored = _duckdb(conn).sql(str(compiled), params=params).to_arrow_table()
+        else:
+            rows = conn.execute(query).all()
+            stored = pa.table({"task_id": pa.array([r[0] for r in rows], pa.string()),
+                               "seq": pa.array([r[1] for r in rows], pa.int64())})
+        if stored.num_rows == 0:
+            return batch
+        stored = stored.cast(pa.schema([("task_id", pa.string()), ("seq", pa.int64())]))
+        numbered = batch.append_column("_row", pa.array(range(batch.num_rows), pa.int64()))
+        fresh = numbered.join(stored, keys=["task_id", "seq"], join_type="left anti")
+        return fresh.sort_by("_row").select(LOG_ARROW_SCHEMA.names)
 
     def delete_tasks(self, task_ids: list[str]) -> int:
         """Delete tasks and all their log records in one transaction (DuckDB has no ON DELETE CASCADE)."""
@@ -175,16 +225,42 @@ class Store:
         with self.engine.connect() as conn:
             return [row[0] for row in conn.execute(query)]
 
-    def mark_interrupted(self, now: datetime) -> list[str]:
-        """Tasks left PENDING or RUNNING by a process that died become INTERRUPTED; returns their ids."""
+    def mark_interrupted(
+        self,
+        now: datetime,
+        spilled_last_seqs: Mapping[str, int] | None = None,
+        spilled_rows: Iterable[Mapping[str, Any]] = (),
+    ) -> list[str]:
+        """Tasks left PENDING or RUNNING by a process that died become INTERRUPTED; returns their ids.
+
+        `spilled_rows`: rows such a process spilled (tasks.json) while their tasks were active; one is
+        stored unless the database has a row of that task, which is then as new or newer (the process
+        wrote it and died before updating tasks.json). record_count becomes the number of records a
+        task really has: its seqs run from 1 without a gap, so its highest seq, stored or among the
+        records still spilled (`spilled_last_seqs`, written next).
+        """
+        from sqlalchemy.dialects.postgresql import (
+            insert,  # duckdb-engine speaks PostgreSQL's ON CONFLICT
+        )
+
+        spilled_last_seqs = spilled_last_seqs or {}
         with self.engine.begin() as conn:
+            for row in spilled_rows:
+                conn.execute(insert(tasks).values(**row).on_conflict_do_nothing(index_elements=["id"]))
             ids = [r[0] for r in conn.execute(select(tasks.c.id).where(tasks.c.status.in_(ACTIVE_STATUSES)))]
-            if ids:
+            if not ids:
+                return []
+            stored = dict(conn.execute(
+                select(task_logs.c.task_id, func.max(task_logs.c.seq))
+                .where(task_logs.c.task_id.in_(ids)).group_by(task_logs.c.task_id)
+            ).all())
+            for task_id in ids:
                 conn.execute(
                     update(tasks)
-                    .where(tasks.c.id.in_(ids))
+                    .where(tasks.c.id == task_id)
                     .values(status="INTERRUPTED", finished_at=now,
-                            error="the process running this task ended before it finished")
+                            error="the process running this task ended before it finished",
+                            record_count=max(stored.get(task_id) or 0, spilled_last_seqs.get(task_id, 0)))
                 )
             return ids
 
@@ -256,14 +332,26 @@ class Store:
             return [_task_row(row) for row in conn.execute(query).mappings()]
 
     def sql(self, query: str, max_rows: int, timeout: float) -> tuple[pa.Table, bool]:
-        """Run one read-only analyst query; returns (rows, truncated).
+        """Run one read-only analyst query; returns (rows, truncated). `timeout` bounds the whole call.
 
         Only a single SELECT (or EXPLAIN) is accepted, and DuckDB's external access is off for the
-        whole database, so SQL can neither write nor touch files. On PostgreSQL: one statement in a
-        read-only transaction with a statement_timeout, and only for a role without file access.
+        whole database, so SQL can neither write nor touch files; functions that change state even in
+        a read-only transaction are refused by name. On PostgreSQL: one statement in a read-only
+        transaction with a statement_timeout, and only for a role without file access.
+        At most SQL_CONCURRENCY queries run at once in a process; another waits for a slot within its
+        time limit. Every column comes back, in order, also when names repeat.
         """
-        if not self.is_duckdb:
-            return self._sql_postgresql(query, max_rows, timeout)
+        deadline = time.monotonic() + timeout
+        if not _sql_slots.acquire(timeout=timeout):
+            raise SQLError(f"{SQL_CONCURRENCY} analyst queries are running already and none ended within the "
+                           f"{_seconds(timeout)} s time limit; try again when one has ended")
+        try:
+            run = self._sql_duckdb if self.is_duckdb else self._sql_postgresql
+            return run(query, max_rows, timeout, deadline)
+        finally:
+            _sql_slots.release()
+
+    def _sql_duckdb(self, query: str, max_rows: int, timeout: float, deadline: float) -> tuple[pa.Table, bool]:
         import duckdb
 
         with self.engine.connect() as conn:
@@ -282,10 +370,15 @@ class Store:
                 kind = statements[0].type
                 if kind not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
                     raise SQLError(f"only read-only queries (SELECT) are allowed, not {kind.name}")
-                timer = threading.Timer(timeout, cursor.interrupt)
+                _refuse_duckdb_state_changes(cursor, statements[0])
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise SQLError(f"query cancelled after the {_seconds(timeout)} s time limit")
+                timer = threading.Timer(remaining, cursor.interrupt)
                 timer.start()
                 try:
-                    reader = cursor.sql(query).to_arrow_reader(min(max_rows + 1, 100_000))
+                    relation = _portable_columns(cursor.sql(query))
+                    reader = relation.to_arrow_reader(min(max_rows + 1, 100_000))
                     batches, count = [], 0
                     for batch in reader:
                         batches.append(batch)
@@ -294,7 +387,7 @@ class Store:
                             break
                     table = pa.Table.from_batches(batches, schema=reader.schema)
                 except duckdb.InterruptException:
-                    raise SQLError(f"query cancelled after the {timeout:g} s time limit") from None
+                    raise SQLError(f"query cancelled after the {_seconds(timeout)} s time limit") from None
                 except duckdb.Error as error:
                     raise SQLError(str(error)) from None
                 finally:
@@ -303,15 +396,19 @@ class Store:
                 cursor.close()
         return table.slice(0, max_rows), table.num_rows > max_rows
 
-    def _sql_postgresql(self, query: str, max_rows: int, timeout: float) -> tuple[pa.Table, bool]:
+    def _sql_postgresql(self, query: str, max_rows: int, timeout: float, deadline: float) -> tuple[pa.Table, bool]:
         import psycopg
 
+        _refuse_postgresql_state_changes(query)
         connection = self.engine.raw_connection()
         try:
             raw = connection.driver_connection  # psycopg 3
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise SQLError(f"query cancelled after the {_seconds(timeout)} s time limit")
             with raw.cursor() as cursor:
                 cursor.execute("SET TRANSACTION READ ONLY")
-                cursor.execute(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+                cursor.execute(f"SET LOCAL statement_timeout = {max(1, int(remaining * 1000))}")
                 # A read-only transaction still lets a superuser (or a pg_*_server_files member)
                 # read and write server files (pg_read_file, COPY ... TO): refuse such a role.
                 cursor.execute(
@@ -324,17 +421,21 @@ class Store:
                 if files:
                     raise SQLError(f"analyst SQL does not run as PostgreSQL role {role!r}: it can read and write the "
                                    "server's files; give the store a role without superuser or pg_*_server_* rights")
-            # Binary results make psycopg use the extended protocol, which takes one statement only
-            # (the simple one would run "SELECT 1; DELETE ..." whole); a RawCursor leaves % alone.
+            # A prepared statement takes one statement only (the simple protocol would run
+            # "SELECT 1; DELETE ..." whole), and its rows come as text, so that a type psycopg has no
+            # binary loader for (money, point, bit, void...) comes as its text, not raw bytes.
+            # A RawCursor leaves % alone.
             with psycopg.RawCursor(raw) as cursor:
+                _lenient_dates(cursor)
                 try:
-                    cursor.execute(query, binary=True)
+                    cursor.execute(query, prepare=True)
                     if cursor.description is None:
                         raise SQLError("only queries that return rows (SELECT) are allowed")
                     names = [column.name for column in cursor.description]
+                    json_columns = {i for i, column in enumerate(cursor.description) if column.type_code in _PG_JSON_TYPES}
                     rows = cursor.fetchmany(max_rows + 1)
                 except psycopg.errors.QueryCanceled:
-                    raise SQLError(f"query cancelled after the {timeout:g} s time limit") from None
+                    raise SQLError(f"query cancelled after the {_seconds(timeout)} s time limit") from None
                 except psycopg.errors.ReadOnlySqlTransaction as error:
                     raise SQLError(f"only read-only queries are allowed: {error}") from None
                 except psycopg.errors.SyntaxError as error:
@@ -347,24 +448,382 @@ class Store:
         finally:
             connection.close()
         truncated = len(rows) > max_rows
-        return _rows_to_arrow(names, rows[:max_rows]), truncated
+        return _rows_to_arrow(names, rows[:max_rows], json_columns), truncated
 
 
-def _rows_to_arrow(names: list[str], rows: list[tuple[Any, ...]]) -> pa.Table:
-    """Query rows as Arrow columns; a column Arrow cannot type (mixed JSON values) becomes JSON text."""
+# ---- analyst SQL: what may run -----------------------------------------------------------------------------
+# Analyst queries running at once in a process: each can use every core and much memory, and holds a connection.
+SQL_CONCURRENCY = 2
+_sql_slots = threading.BoundedSemaphore(SQL_CONCURRENCY)
+
+# Table functions analyst SQL may call: they only read (generators, JSON, DuckDB's catalog and pragmas, its type
+# test vector). Any other is refused: those that change state even in a read-only transaction (checkpoint,
+# force_checkpoint, enable_logging, disable_logging, truncate_duckdb_logs, enable_profiling...), those that run SQL
+# given as text (query, query_table, json_execute_serialized_sql) and could spell any of them, those that show
+# other connections' SQL (duckdb_logs, duckdb_live_query_metrics), and the readers of files.
+DUCKDB_READ_ONLY_TABLE_FUNCTIONS = frozenset({
+    "range", "generate_series", "unnest", "repeat", "repeat_row", "json_each", "json_tree", "test_all_types",
+    "test_vector_types", "pg_timezone_names", "icu_calendar_names", "histogram", "histogram_values", "summary",
+    "duckdb_columns", "duckdb_constraints", "duckdb_databases", "duckdb_dependencies", "duckdb_functions",
+    "duckdb_indexes", "duckdb_keywords", "duckdb_optimizers", "duckdb_schemas", "duckdb_sequences",
+    "duckdb_settings", "duckdb_tables", "duckdb_types", "duckdb_views", "duckdb_memory", "duckdb_temporary_files",
+    "duckdb_variables", "duckdb_approx_database_count", "duckdb_dialects", "duckdb_coordinate_systems",
+    "pragma_collations", "pragma_database_size", "pragma_metadata_info", "pragma_platform", "pragma_show",
+    "pragma_storage_info", "pragma_table_info", "pragma_user_agent", "pragma_version",
+})
+# Scalar functions that change state even in a read-only transaction: sequences, the connection's random
+# seed, DuckDB's own log.
+DUCKDB_STATE_CHANGING_FUNCTIONS = frozenset({"nextval", "setval", "setseed", "write_log"})
+
+
+def _refuse_duckdb_state_changes(cursor: Any, statement: Any) -> None:
+    """SQLError naming the first function of the statement analyst SQL may not call, from its syntax tree.
+
+    Every function anywhere in the tree counts (subqueries, CTEs, lambdas, DESCRIBE's query, what EXPLAIN
+    explains: EXPLAIN ANALYZE runs it). A statement DuckDB cannot serialize is refused rather than run unchecked.
+    """
+    text = _explained(statement.query) if statement.type.name == "EXPLAIN" else statement.query
+    ((found,),) = cursor.execute("SELECT json_serialize_sql(?)", [text]).fetchall()
+    tree = json.loads(found)
+    if tree.get("error"):
+        raise SQLError(f"only read-only queries (SELECT) are allowed; this one cannot be checked: {tree.get('error_message')}")
+    for kind, name in _functions_called(tree):
+        if kind == "table" and name not in DUCKDB_READ_ONLY_TABLE_FUNCTIONS:
+            raise SQLError(f"table function {name}() is not allowed in analyst SQL: only those that just read are "
+                           "(range, generate_series, unnest, json_each, json_tree, the duckdb_* and pragma_* catalog...)")
+        if kind == "scalar" and name in DUCKDB_STATE_CHANGING_FUNCTIONS:
+            raise SQLError(f"function {name}() is not allowed in analyst SQL: it changes state, and analyst SQL is read-only")
+
+
+def _functions_called(tree: Any) -> Iterator[tuple[str, str]]:
+    """("table" | "scalar", lower-case name) of every function call in a json_serialize_sql tree."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("type") == "TABLE_FUNCTION":
+                yield "table", str(node["function"]["function_name"]).lower()
+            elif node.get("class") == "FUNCTION":
+                yield "scalar", str(node["function_name"]).lower()
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _explained(text: str) -> str:
+    """The statement an EXPLAIN explains: what follows EXPLAIN, its ANALYZE or its (option, ...) list."""
+    import duckdb
+
+    tokens = duckdb.tokenize(text)
+    ends = [position for position, _ in tokens[1:]] + [len(text)]
+    words = [(position, text[position:end].strip()) for (position, kind), end in zip(tokens, ends)
+             if kind != duckdb.token_type.comment]
+    start, depth = 1, 0
+    if len(words) > 1 and words[1][1].upper() in ("ANALYZE", "ANALYSE"):
+        start = 2
+    elif len(words) > 1 and words[1][1] == "(":
+        for start, (_, word) in enumerate(words[1:], 1):
+            depth += word.count("(") - word.count(")")
+            if depth == 0:
+                start += 1
+                break
+    return text[words[start][0]:] if start < len(words) else ""
+
+
+# Functions a read-only PostgreSQL transaction still runs whose effect outlives it or reaches other sessions:
+# advisory locks (a session's stay with the pooled connection after the rollback; any of them makes other sessions
+# wait), cancelling or ending backends (the flusher's among them), the session's random seed; and those that run
+# SQL given as text (query_to_xml..., ts_stat, ts_rewrite, dblink), which could spell any of these. The name is
+# refused wherever it is written (quoted, qualified, in a comment or a string): nothing else spells it.
+_PG_REFUSED = re.compile(r"(?<![\w$])(pg_(?:try_)?advisory_\w*|pg_cancel_backend|pg_terminate_backend|setseed"
+                         r"|query_to_xml\w*|ts_stat|ts_rewrite|dblink\w*)(?![\w$])", re.IGNORECASE)
+_PG_JSON_TYPES = (114, 3802)  # json, jsonb
+
+
+def _refuse_postgresql_state_changes(query: str) -> None:
+    if re.search(r"\bu&\"", query, re.IGNORECASE):
+        raise SQLError('identifiers with Unicode escapes (U&"...") are not allowed in analyst SQL: they can spell any name')
+    found = _PG_REFUSED.search(query)
+    if found:
+        raise SQLError(f"function {found.group(1).lower()}() is not allowed in analyst SQL: its effect outlives the "
+                       "read-only transaction, reaches other sessions, or it runs SQL given as text")
+
+
+# ---- analyst SQL: the columns of an answer --------------------------------------------------------------------
+# DuckDB types whose Arrow export loses what they hold: UHUGEINT past 2^127 wraps (decimal128), TIME WITH TIME ZONE
+# drops its offset, BIT and BIGNUM become DuckDB's internal bytes. They come as DuckDB's text of them instead.
+_GARBLED_IN_ARROW = frozenset({"uhugeint", "time with time zone", "bit", "bignum"})
+
+
+def _portable_columns(relation: Any) -> Any:
+    """The query's relation, with each column of a type Arrow would garble (also inside lists, structs and maps)
+    cast to one it keeps; positions, not names, pick the columns, so repeated names are kept as they are."""
+    casts = [_portable_type(kind) for kind in relation.types]
+    if not any(casts):
+        return relation
+    columns = [f"CAST(#{i} AS {cast})" if cast else f"#{i}" for i, cast in enumerate(casts, 1)]
+    return relation.project(", ".join(f"{column} AS {_quoted(name)}" for column, name in zip(columns, relation.columns)))
+
+
+def _portable_type(kind: Any) -> str | None:
+    """The SQL type to cast a DuckDB type to for Arrow, or None when Arrow keeps it as it is."""
+    name = kind.id
+    if name in _GARBLED_IN_ARROW:
+        return "VARCHAR"
+    children = kind.children if name in ("list", "array", "struct", "map", "union", "tuple") else []
+    fields = [(child, child_type) for child, child_type in children if child != "size"]  # a TUPLE's are all ""
+    changed = [_portable_type(child_type) for _, child_type in fields]
+    if not any(changed):
+        return None
+    parts = [cast or str(child_type) for cast, (_, child_type) in zip(changed, fields)]
+    if name == "list":
+        return f"{parts[0]}[]"
+    if name == "array":
+        return f"{parts[0]}[{dict(children)['size']}]"
+    if name == "struct":
+        return "STRUCT(" + ", ".join(f"{_quoted(field)} {part}" for (field, _), part in zip(fields, parts)) + ")"
+    if name == "map":
+        return f"MAP({parts[0]}, {parts[1]})"
+    return "VARCHAR"  # a UNION or TUPLE holding such a type: its text
+
+
+def _seconds(timeout: float) -> str:
+    """A time limit for people: the caller's limit less the few ms spent before the query reads as that limit."""
+    return f"{timeout:.2g}" if timeout < 10 else f"{timeout:.0f}"
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _rows_to_arrow(names: list[str], rows: list[tuple[Any, ...]], json_columns: set[int] = frozenset()) -> pa.Table:
+    """Query rows as Arrow columns. A column Arrow cannot type (mixed JSON values, NaN among numerics, 'infinity'
+    among dates, ranges...) becomes text: JSON text for json/jsonb columns, PostgreSQL's text otherwise."""
     columns = []
     for i in range(len(names)):
         values = [row[i] for row in rows]
         try:
+            # Arrow's time type has no offset: a TIME WITH TIME ZONE keeps it as text.
+            if any(isinstance(v, dt.time) and v.tzinfo is not None for v in values):
+                raise TypeError("time with an offset")
             columns.append(pa.array(values))
         except (pa.ArrowException, TypeError, ValueError):
-            columns.append(pa.array([None if v is None else json.dumps(v, default=str) for v in values], pa.string()))
+            if i in json_columns:
+                text = [None if v is None else json.dumps(v, default=str) for v in values]
+            else:
+                text = [None if v is None else v if isinstance(v, str) else
+                        v.isoformat() if isinstance(v, dt.time) else str(v) for v in values]
+            columns.append(pa.array(text, pa.string()))
     return pa.Table.from_arrays(columns, names=names)
+
+
+def _lenient_dates(cursor: Any) -> None:
+    """Dates and timestamps Python cannot hold ('infinity', years past 9999) load as PostgreSQL's text of them."""
+    for name, loader in _lenient_date_loaders().items():
+        cursor.adapters.register_loader(name, loader)
+
+
+@functools.cache
+def _lenient_date_loaders() -> dict[str, type]:
+    import psycopg
+    from psycopg.types import datetime as pg_datetime
+
+    def lenient(base: type) -> type:
+        class Lenient(base):  # type: ignore[misc, valid-type]
+            def load(self, data: Any) -> Any:
+                try:
+                    return super().load(data)
+                except psycopg.DataError:
+                    return bytes(data).decode()
+
+        return Lenient
+
+    return {"date": lenient(pg_datetime.DateLoader), "timestamp": lenient(pg_datetime.TimestampLoader),
+            "timestamptz": lenient(pg_datetime.TimestamptzLoader)}
+
+
+# ---- analyst SQL: answers as Python values, JSON and DataFrames ------------------------------------------------
+# DuckDB's infinite dates and timestamps: the largest and the negated largest 32- and 64-bit numbers.
+_INFINITE = {32: {2**31 - 1: "infinity", -(2**31 - 1): "-infinity"}, 64: {2**63 - 1: "infinity", -(2**63 - 1): "-infinity"}}
+_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+
+
+def sql_rows(table: pa.Table) -> list[list[Any]]:
+    """An analyst answer's rows as lists of Python values, in column order (a repeated name keeps its column).
+
+    A date or time Python cannot hold comes as DuckDB's text of it: 'infinity' and '-infinity', ISO text for
+    years past 9999 or before 1 (-290308-12-22T00:00:00), '24:00:00'.
+    """
+    return [list(row) for row in zip(*(_python_values(column) for column in table.columns))]
+
+
+def _python_values(values: pa.Array | pa.ChunkedArray) -> list[Any]:
+    if isinstance(values, pa.ChunkedArray):
+        return [value for chunk in values.chunks for value in _python_values(chunk)]
+    kind = values.type
+    if not _has_dates(kind):
+        return values.to_pylist()
+    if pa.types.is_date(kind) or pa.types.is_timestamp(kind) or pa.types.is_time(kind):
+        return _date_values(values)
+    if pa.types.is_dictionary(kind):
+        return _python_values(values.dictionary_decode())
+    valid = values.is_valid().to_pylist()
+    if pa.types.is_struct(kind):
+        names = [kind.field(i).name for i in range(kind.num_fields)]
+        fields = [_python_values(field) for field in values.flatten()]
+        return [dict(zip(names, items)) if ok else None for ok, *items in zip(valid, *fields)]
+    if pa.types.is_map(kind):
+        offsets = values.offsets.to_pylist()
+        keys, items = _python_values(values.keys), _python_values(values.items)
+        return [list(zip(keys[a:b], items[a:b])) if ok else None for ok, a, b in zip(valid, offsets, offsets[1:])]
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        offsets = values.offsets.to_pylist()
+        items = _python_values(values.values)
+        return [items[a:b] if ok else None for ok, a, b in zip(valid, offsets, offsets[1:])]
+    if pa.types.is_fixed_size_list(kind):
+        size, first = kind.list_size, values.offset
+        items = _python_values(values.values)
+        return [items[(first + i) * size:(first + i + 1) * size] if ok else None for i, ok in enumerate(valid)]
+    return values.to_pylist()
+
+
+def _has_dates(kind: pa.DataType) -> bool:
+    if pa.types.is_date(kind) or pa.types.is_timestamp(kind) or pa.types.is_time(kind):
+        return True
+    if pa.types.is_dictionary(kind):
+        return _has_dates(kind.value_type)
+    return any(_has_dates(kind.field(i).type) for i in range(kind.num_fields))
+
+
+def _date_values(values: pa.Array) -> list[Any]:
+    """Dates, timestamps and times as Python objects, DuckDB's text where Python's types end (see sql_rows)."""
+    kind = values.type
+    bits = 32 if pa.types.is_date32(kind) or pa.types.is_time32(kind) else 64
+    numbers = values.cast(pa.int32() if bits == 32 else pa.int64())
+    edges = _INFINITE[bits]
+    if pa.types.is_time(kind):
+        edges = {_PER_DAY[kind.unit]: "24:00:00"}  # datetime.time has no 24:00:00: it would read as 00:00:00
+    if not pc.any(pc.is_in(numbers, value_set=pa.array(list(edges), numbers.type))).as_py():
+        try:
+            return values.to_pylist()
+        except (OverflowError, ValueError):
+            pass  # a date past Python's year 9999
+    out: list[Any] = []
+    for i, number in enumerate(numbers.to_pylist()):
+        if number is None or number in edges:
+            out.append(None if number is None else edges[number])
+            continue
+        try:
+            out.append(values[i].as_py())
+        except (OverflowError, ValueError):
+            out.append(_far_date_text(number, kind))
+    return out
+
+
+def _far_date_text(number: int, kind: pa.DataType) -> str:
+    """ISO text of a date or timestamp past what Python's datetime holds (numpy's calendar runs far enough)."""
+    import numpy as np
+
+    if pa.types.is_date(kind):
+        return str(np.datetime64(number, "D" if pa.types.is_date32(kind) else "ms"))
+    text = re.sub(r"\.0+$", "", str(np.datetime64(number, kind.unit)))
+    return text + "+00:00" if kind.tz else text
+
+
+_json_str = json.encoder.encode_basestring  # C: quoted and escaped, non-ASCII kept
+
+
+def sql_json(value: Any) -> str:
+    """JSON text of one value of sql_rows(): valid JSON for every value, nothing rounded.
+
+    NaN and the infinities (which JSON has no numbers for) are the strings "NaN", "Infinity" and "-Infinity";
+    integers and decimals are JSON numbers with all their digits (HUGEINT too; JavaScript's JSON.parse rounds
+    past 2^53, Python's json keeps them, and parse_float=Decimal keeps decimals); dates and times are ISO
+    text, an INTERVAL {"months", "days", "nanoseconds"}, a BLOB hex text, a MAP a list of [key, value] pairs.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return _json_str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        return float.__repr__(value) if math.isfinite(value) else _special_number(value)
+    if isinstance(value, Decimal):
+        return format(value, "f") if value.is_finite() else _special_number(float(value))
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_json_str(str(key))}: {sql_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, pa.MonthDayNano):  # a named tuple: before the tuples
+        return f'{{"months": {value.months}, "days": {value.days}, "nanoseconds": {value.nanoseconds}}}'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(sql_json(item) for item in value) + "]"
+    if isinstance(value, (dt.date, dt.time)):  # datetime too
+        return _json_str(value.isoformat())
+    if isinstance(value, dt.timedelta):
+        return float.__repr__(value.total_seconds())
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _json_str(bytes(value).hex())
+    return _json_str(str(value))
+
+
+def _special_number(value: float) -> str:
+    return '"NaN"' if value != value else '"Infinity"' if value > 0 else '"-Infinity"'
+
+
+def sql_to_pandas(table: pa.Table) -> Any:
+    """An analyst answer as a DataFrame, every column kept (repeated names too).
+
+    A column pandas cannot hold in its own types (a DATE past 2262 or infinite, TIME 24:00:00, a UNION)
+    becomes one of Python objects, with DuckDB's text where Python's types end (see sql_rows).
+    """
+    try:
+        return table.to_pandas()
+    except (pa.ArrowException, OverflowError, ValueError):
+        pass
+    import pandas as pd
+
+    columns = []
+    for column in table.columns:
+        try:
+            columns.append(column.to_pandas())
+        except (pa.ArrowException, OverflowError, ValueError):
+            columns.append(pd.Series(_python_values(column), dtype=object))
+    frame = pd.concat(columns, axis=1, ignore_index=True)
+    frame.columns = table.column_names
+    return frame
+
+
+def _without_nul(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row PostgreSQL takes: its text and JSONB hold no NUL (text refuses 0x00, JSONB the \\u0000
+    escape, and the whole batch with it), so a NUL becomes U+FFFD, the marker of other text no store
+    holds. Only a row with one is touched."""
+    out = dict(row)
+    for key, value in row.items():
+        if isinstance(value, str):
+            if key in ("metadata", "params") and "\\u0000" in value:
+                out[key] = json.dumps(_strings_without_nul(json.loads(value)), ensure_ascii=False, separators=(",", ":"))
+            elif "\x00" in value:
+                out[key] = value.replace("\x00", "\ufffd")
+    return out
+
+
+def _strings_without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_strings_without_nul(k): _strings_without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_strings_without_nul(v) for v in value]
+    return value
 
 
 def _upsert(conn: Any, table: Any, rows: list[Mapping[str, Any]]) -> None:
     """Insert rows, or update the row with the same primary key."""
-    from sqlalchemy.dialects.postgresql import insert  # duckdb-engine speaks PostgreSQL's ON CONFLICT
+    from sqlalchemy.dialects.postgresql import (
+        insert,  # duckdb-engine speaks PostgreSQL's ON CONFLICT
+    )
 
     key = table.primary_key.columns.values()[0].name
     for row in rows:

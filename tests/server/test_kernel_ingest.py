@@ -1,0 +1,78 @@
+"""Records of tasks run in a kernel reach the server whatever their size: a batch larger than the server
+takes goes in parts, a record larger than it takes is cut like a long message, and nothing blocks later
+records."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import TIMEOUT, off_loop
+
+
+@pytest.mark.parametrize("nbtasklog_config", [{"max_body_bytes": 200_000}])
+async def test_a_batch_over_the_server_limit_arrives_in_parts_and_an_oversized_record_is_cut(kernel_engine, engine):
+    """The kernel's buffer writes 3,000 records of ~200 bytes (one 600 kB batch) and one of 1 MB to a server
+    that takes 200 kB bodies: every record arrives once, in order, the big one cut with its marker, and a
+    task started after it is not held up."""
+    client = await kernel_engine()
+
+    def notebook_plugin(params, context):
+        for i in range(3_000):
+            context.logger.info("row %d %s", i, "x" * 180, i=i)
+        context.logger.info("big " + "y" * 1_000_000)
+        context.logger.info("after the big one")
+
+    def run() -> list[int]:
+        task = client.run_task(notebook_plugin)
+        assert task.wait(TIMEOUT) == "SUCCESS"
+        assert client.flush()
+        later = client.run_task(lambda params, context: context.logger.info("later"))
+        assert later.wait(TIMEOUT) == "SUCCESS"
+        assert client.flush()
+        return [task.id, later.id]
+
+    task_id, later_id = await off_loop(run)
+    assert (await off_loop(client.health)).database_available
+    records = await off_loop(lambda: engine.logs(task_id))
+    assert [r.seq for r in records] == list(range(1, 3_005))
+    big = records[3_001]
+    assert big.message.startswith("big yyy") and "[message cut:" in big.message
+    assert big.metadata["message_original_bytes"] == 1_000_004
+    assert records[3_002].message == "after the big one"
+    assert [r.message for r in await off_loop(lambda: engine.logs(later_id, source="plugin"))] == ["later"]
+    assert await off_loop(lambda: engine.task_info(task_id)["status"]) == "SUCCESS"
+
+
+async def test_a_kernel_lists_the_servers_plugins_and_its_own(jp_serverapp, jp_fetch, jp_http_port, jp_base_url):
+    """list_plugins, the widget and the CLI all ask Engine.plugins: the server's plugins (they run there) and
+    the ones registered in this kernel (they run here, also when the server has one of that name)."""
+    import nbtasklog
+    from nbtasklog.plugins import Registry
+    from nbtasklog.remote import RemoteStore, ServerConnection
+
+    connection = ServerConnection(f"http://127.0.0.1:{jp_http_port}{jp_base_url}", jp_serverapp.identity_provider.token)
+    kernel_registry = Registry()
+
+    @kernel_registry.register(name="notebook_only")
+    def notebook_only(params, context):
+        """Defined in a notebook."""
+
+    @kernel_registry.register(name="t_schema")
+    def shadowing(params, context):
+        """A notebook's own t_schema."""
+
+    client = await off_loop(lambda: nbtasklog.Engine(store=RemoteStore(connection), registry=kernel_registry,
+                                                      flush_interval=0.05, handle_signals=False))
+    try:
+        plugins = {p["name"]: p for p in await off_loop(client.plugins)}
+        assert plugins["notebook_only"]["runs_in"] == "local"
+        assert plugins["t_schema"]["runs_in"] == "local" and plugins["t_schema"]["description"] == "A notebook's own t_schema."
+        assert plugins["t_sources"]["runs_in"] == "server" and plugins["dashboard_backup"]["runs_in"] == "server"
+        from nbtasklog import widget as w
+
+        view = w._Base(engine=client)
+        assert {p["name"] for p in await off_loop(view._plugins)} == set(plugins)
+        view.close()
+    finally:
+        client.close(timeout=2)
+

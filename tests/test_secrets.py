@@ -1,0 +1,65 @@
+"""Secrets never stored: what a task logs, its params, its error and its progress reach every face with
+the secrets replaced by the marker (nbtasklog.redact); extra patterns and keys come from the engine's
+options. The Redactor's own cases are in tests/test_redact.py."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from conftest import TIMEOUT
+from procs import make_engine, read_db  # noqa: F401  (fixture)
+
+from nbtasklog.redact import MARKER
+
+TOKEN = "ghp_" + "a1B2c3D4e5" * 4  # a GitHub token's shape
+
+
+def test_secrets_in_messages_metadata_params_errors_and_progress_are_never_stored(make_engine, db_path,
+                                                                                   open_root_logger):
+    engine = make_engine(db_path)
+    seen: list[str] = []
+
+    def plugin(params, context):
+        seen.append(params["password"])
+        context.logger.info("connecting to postgresql://admin:hunter2@db:5432/app with %s", TOKEN)
+        context.logger.info("login", user="ada", password="hunter2", nested={"api_key": "k-123", "ok": 1})
+        logging.getLogger("lib").warning("Authorization: Bearer abcdefgh12345678")
+        print(f"token={TOKEN}")
+        context.progress(0.5, f"using {TOKEN}")
+        raise RuntimeError(f"failed with password=hunter2 and {TOKEN}")
+
+    task = engine.run_task(plugin, {"user": "ada", "password": "hunter2", "url": "https://u:s3cret@example.com/x"})
+    live = []
+    for record in task.follow():
+        live.append(record)
+    assert task.wait(TIMEOUT) == "FAILED"
+    assert seen == ["hunter2"]  # the plugin itself gets its params as given
+    assert engine.flush()
+    info = task.info()
+    assert info["params"] == {"user": "ada", "password": MARKER, "url": f"https://u:{MARKER}@example.com/x"}
+    assert "hunter2" not in info["error"] and TOKEN not in info["error"] and MARKER in info["error"]
+    assert TOKEN not in info["progress_message"]
+    stored = task.logs()
+    for record in [*stored, *live]:
+        text = record.message + (record.metadata_json or "")
+        assert "hunter2" not in text and TOKEN not in text and "abcdefgh12345678" not in text and "k-123" not in text
+    login = next(r for r in stored if r.message == "login")
+    assert login.metadata == {"user": "ada", "password": MARKER, "nested": {"api_key": MARKER, "ok": 1}}
+    assert f"postgresql://admin:{MARKER}@db:5432/app with {MARKER}" in stored[1].message
+    engine.close()
+    dump = json.dumps([read_db(db_path, "select * from task_logs"), read_db(db_path, "select * from tasks")], default=str)
+    assert "hunter2" not in dump and TOKEN not in dump
+
+
+def test_extra_patterns_and_keys_come_from_the_engine_options(make_engine):
+    engine = make_engine(redact_patterns=[r"EMP-\d{6}"], redact_keys=["employee_number"])
+
+    def plugin(params, context):
+        context.logger.info("badge EMP-123456 scanned", employee_number=42, room="B2")
+
+    task = engine.run_task(plugin)
+    task.wait(TIMEOUT)
+    record = task.logs(search="badge")[0]
+    assert record.message == f"badge {MARKER} scanned"
+    assert record.metadata == {"employee_number": MARKER, "room": "B2"}
