@@ -691,7 +691,11 @@ async def test_ingest_bad_input(api, start, gate):
     assert_error(await api("ingest", method="POST", body=ipc_stream([], table=wrong), headers=ARROW), 400, "columns")
     for row, words in [({"plugin": "p"}, ["id"]), (task_row("k", "NAPPING"), ["status"]),
                        (task_row("k", colour="red"), ["colour"]), (task_row("k", created_at="noon"), ["created_at"]),
-                       ({k: v for k, v in task_row("k").items() if k != "created_at"}, ["created_at"]), ("row", ["id"])]:
+                       ({k: v for k, v in task_row("k").items() if k != "created_at"}, ["created_at"]), ("row", ["id"]),
+                       (task_row("k" * 65), ["task id", "64"]), (task_row("a/b"), ["task id"]),
+                       (task_row("k", params="not json"), ["params"]), (task_row("k", params=[1]), ["params"]),
+                       (task_row("k", error=5), ["error"]), (task_row("k", log_level="LOUD"), ["log_level"]),
+                       (task_row("k", record_count="many"), ["record_count"]), (task_row("k", progress=True), ["progress"])]:
         assert_error(await api("ingest", method="POST", body=ipc_stream([row]), headers=ARROW), 400, *words)
     bad_meta = LOG_ARROW_SCHEMA.empty_table().replace_schema_metadata({"nbtasklog.tasks": "{oops"})
     sink = pa.BufferOutputStream()

@@ -7,7 +7,7 @@ import io
 import json
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from tornado import web
 
 from ..engine import PAGE, TaskActiveError, UnknownTaskError, parse_duration
 from ..filter import FilterError, LogFilter, from_params
+from ..levels import LEVEL_NAMES
 from ..plugins import UnknownPluginError
 from ..record import LogRecord, us_to_datetime
 from ..store.store import SQL_CONCURRENCY, SQLError, arrow_to_records, sql_json, sql_rows
@@ -486,24 +487,46 @@ class IngestHandler(BaseHandler):
 
 
 def _task_row(row: Any) -> dict[str, Any]:
+    """A task row of an ingest batch, checked field by field: one the database refuses (an id wider
+    than its column, params that are not JSON) would hold up every later write of the server."""
     if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not isinstance(row.get("plugin"), str):
         raise web.HTTPError(400, "each task row needs an id and a plugin")
+    if not re.fullmatch(TASK_ID_PATTERN, row["id"]):
+        raise web.HTTPError(400, f"task id {row['id'][:80]!r} must be 1 to 64 letters, digits, '_' or '-'")
     unknown = set(row) - TASK_COLUMNS
     if unknown:
         raise web.HTTPError(400, f"unknown task field(s): {', '.join(sorted(unknown))}")
     if row.get("status") not in STATUSES:
         raise web.HTTPError(400, f"task status must be one of {', '.join(sorted(STATUSES))}")
+    for key in ("error", "progress_message"):
+        if not isinstance(row.get(key), (str, type(None))):
+            raise web.HTTPError(400, f"{key} must be text or null")
+    if row.get("log_level") not in (None, *LEVEL_NAMES):
+        raise web.HTTPError(400, f"log_level must be one of {', '.join(LEVEL_NAMES)} or null")
+    for key, kinds in (("progress", (int, float)), ("record_count", (int,))):
+        value = row.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise web.HTTPError(400, f"{key} must be a number or null")
     out = dict(row)
     for key in ("created_at", "started_at", "finished_at"):
         if out.get(key):
             try:
-                out[key] = datetime.fromisoformat(out[key])
+                value = datetime.fromisoformat(out[key])
             except (TypeError, ValueError):
                 raise web.HTTPError(400, f"{key} must be an ISO 8601 time") from None
+            out[key] = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
     if out.get("created_at") is None:
         raise web.HTTPError(400, "each task row needs created_at")
-    if not isinstance(out.get("params"), (str, type(None))):
-        out["params"] = json.dumps(out["params"])
+    params = out.get("params")
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError:
+            raise web.HTTPError(400, "params must be a JSON object") from None
+    if params is not None:
+        if not isinstance(params, dict):
+            raise web.HTTPError(400, "params must be a JSON object")
+        out["params"] = json.dumps(params, ensure_ascii=False)
     return out
 
 
