@@ -237,6 +237,8 @@ def test_from_params_reads_back_what_to_params_wrote_and_one_meaning_everywhere(
     assert from_params({"has": ["k"]}) == make_filter(meta={"k": None}) == make_filter(meta=["k"])
     assert from_params({"meta.k": [""]}) == make_filter(meta=["k="])
     assert from_params({"source": ["a", "b,c"]}).sources == frozenset({"a", "b", "c"})
+    both = make_filter(meta=["k=v", "k"])  # one key, two conditions
+    assert from_params({k: [v] for k, v in both.to_params().items()}) == both
     with pytest.raises(FilterError, match="UTC offset"):
         from_params({"since": ["2024-05-01T12:00:00"]})
     with pytest.raises(FilterError, match="unknown query parameter 'colour'"):

@@ -268,3 +268,20 @@ def test_source_names_cannot_hold_the_filter_separator():
     logger, _ = make_logger()
     with pytest.raises(ValueError, match="comma"):
         logger.with_source("a,b")
+
+
+def test_ints_python_cannot_write_as_text_never_make_the_call_raise():
+    """Past 4,300 digits Python's int refuses str() and json: as a value or a key, the call still logs."""
+    logger, sink = make_logger()
+    logger.info("huge", n=10**5000, keys={10**5000: 1}, items=[math.nan, 10**5000])
+    logger.info("%d", 10**5000)
+    meta = sink[0].metadata
+    assert meta["n"].startswith("<int of ") and meta["items"][1].startswith("<int of ")
+    assert len(sink) == 2 and "format_error" in sink[1].metadata
+
+
+def test_cut_metadata_counts_escaped_keys():
+    """Keys that JSON escapes (control characters take six bytes each) still fit the limit."""
+    logger, sink = make_logger(max_message_bytes=1_000)
+    logger.info("escaped", **{"\x01" * 60 + str(i): "v" * 30 for i in range(40)})
+    assert len(sink[0].metadata_json.encode()) <= 1_000

@@ -63,3 +63,19 @@ def test_extra_patterns_and_keys_come_from_the_engine_options(make_engine):
     record = task.logs(search="badge")[0]
     assert record.message == f"badge {MARKER} scanned"
     assert record.metadata == {"employee_number": MARKER, "room": "B2"}
+
+
+def test_a_secret_past_where_a_long_message_is_searched_is_never_kept(make_engine):
+    """A long message is searched only up to a margin past the limit: what redaction shortens must not
+    bring the unsearched rest into the part that is kept."""
+    engine = make_engine(max_message_bytes=1000)
+
+    def plugin(params, context):
+        context.logger.info("Cookie: " + "a" * 5096 + "\nAuthorization: Bearer sk9live9SECRET123456")
+        context.logger.info("x" * 4990 + "Authorization: Bearer sk9live9SECRET123456")  # across where the search stops
+
+    task = engine.run_task(plugin)
+    task.wait(TIMEOUT)
+    for record in task.logs(source="plugin"):
+        assert "SECRET" not in record.message and "sk9live" not in record.message
+        assert "[message cut:" in record.message and len(record.message.encode()) <= 1000

@@ -172,7 +172,8 @@ class Engine:
         self._cleanup_interval = parse_duration(cleanup_interval).total_seconds()
         self._maintenance_stop = threading.Event()
         self._leases: dict[str, _Lease] = {}  # ingested tasks still active -> their kernel's lease
-        self._ingest_lock = threading.Lock()
+        self._ingest_locks = [threading.Lock() for _ in range(64)]  # by task id: one ingest of a task at a time
+        self._row_lock = threading.Lock()  # a task's rows reach the buffer in the order they were taken
         self.buffer.flush()  # connect now if the database answers: settings, INTERRUPTED marks
         self.buffer.start()
         threading.Thread(target=self._maintain, name="nbtasklog-maintenance", daemon=True).start()
@@ -276,8 +277,9 @@ class Engine:
         return Task(self, row["id"])
 
     def _task_changed(self, state: TaskState) -> None:
-        row = state.row()
-        self.buffer.put_task(row)
+        with self._row_lock:  # two threads' changes (a cancel, the end) must not put an older row last
+            row = state.row()
+            self.buffer.put_task(row)
         if state.status not in ACTIVE:
             self._live.detach(state.id)
         self._notify(dict(row, params=state.params))
@@ -297,61 +299,64 @@ class Engine:
         or below a task's last seq are duplicates of a retried batch and are dropped; a task that
         ended takes no record past its final count and no other row; a task run by this process is
         refused; the answer says what was refused and why. An INTERRUPTED task (its kernel went
-        silent, or this server restarted) is taken up again by the kernel that still sends it.
+        silent, or this server restarted) is taken up again by the kernel that still sends it, with
+        the same plugin and creation time.
         Returns {"tasks", "records", "duplicates", "refused": [{"task_id", "reason", "records"}]}.
         """
         by_task: dict[str, list[LogRecord]] = {}
         for record in records:
             by_task.setdefault(record.task_id, []).append(record)
         rows = {row["id"]: self._redacted_row(_valid_row(row)) for row in task_rows}
-        accepted, duplicates, refused = 0, 0, []
-        # One ingest at a time: a retried batch overlapping the first try must not interleave with it.
-        with self._ingest_lock:
-            now = time.monotonic()
-            for task_id in list(dict.fromkeys([*rows, *by_task])):
-                row, mine = rows.get(task_id), sorted(by_task.get(task_id, ()), key=_seq_of)
-                lease = self._leases.get(task_id)
-                reason = None
-                if lease is None:
-                    lease, reason = self._take_lease(task_id, row)
-                if lease is not None:
-                    fresh = [r for r in mine if r.seq > lease.last_seq]
-                    duplicates += len(mine) - len(fresh)
-                    mine = fresh
-                    if lease.final is not None:
-                        if mine and mine[-1].seq > lease.final:
-                            reason = f"task {task_id} has ended with {lease.final} records; no more can be added"
-                        elif row is not None and row.get("status") != lease.status:
-                            reason = f"task {task_id} ended {lease.status}; its row cannot be changed"
-                        else:
-                            row = None  # the final row again (a retried batch): nothing new
-                if reason is not None:
-                    refused.append({"task_id": task_id, "reason": reason, "records": len(mine)})
-                    continue
-                assert lease is not None
-                self._leases[task_id] = lease
-                lease.seen = now
-                if mine:
-                    lease.last_seq = mine[-1].seq
-                    mine = [self._repaired(r) for r in mine]
-                    append = self.buffer.append
-                    for record in mine:
-                        append(tuple(record))  # plain tuples in the queue (see WriteBuffer.append)
-                    readers = self._live.get(task_id)
-                    for record in mine:
-                        for subscriber in readers:
-                            subscriber.offer(record)
-                    accepted += len(mine)
-                if row is not None:
-                    if row.get("status") not in ACTIVE:
-                        lease.status = row["status"]
-                        lease.final = max(int(row.get("record_count") or 0), lease.last_seq)
-                    self.buffer.put_task(row)
-                    params = row.get("params")
-                    self._notify(dict(row, params=json.loads(params) if isinstance(params, str) else params))
-                if lease.final is not None and lease.last_seq >= lease.final:
-                    self._leases.pop(task_id, None)  # ended, and every record is in
-        return {"tasks": len(rows), "records": accepted, "duplicates": duplicates, "refused": refused}
+        answer: dict[str, Any] = {"tasks": len(rows), "records": 0, "duplicates": 0, "refused": []}
+        for task_id in dict.fromkeys([*rows, *by_task]):
+            # One task at a time, each under its own lock: a retried batch overlapping the first try
+            # waits for it; other tasks' ingest (and the reads a new lease needs) go on meanwhile.
+            with self._ingest_locks[hash(task_id) % len(self._ingest_locks)]:
+                self._ingest_task(task_id, rows.get(task_id), sorted(by_task.get(task_id, ()), key=_seq_of), answer)
+        return answer
+
+    def _ingest_task(self, task_id: str, row: dict[str, Any] | None, mine: list[LogRecord],
+                     answer: dict[str, Any]) -> None:
+        lease = self._leases.get(task_id)
+        if lease is None:
+            lease, reason = self._take_lease(task_id, row)
+            if lease is None:
+                answer["refused"].append({"task_id": task_id, "reason": reason, "records": len(mine)})
+                return
+        fresh = [r for r in mine if r.seq > lease.last_seq]
+        answer["duplicates"] += len(mine) - len(fresh)
+        if lease.final is not None:
+            late = [r for r in fresh if r.seq > lease.final]
+            if late:
+                answer["refused"].append({"task_id": task_id, "records": len(late),
+                                          "reason": f"task {task_id} has ended with {lease.final} records; no more can be added"})
+                fresh = [r for r in fresh if r.seq <= lease.final]
+            if row is not None and row.get("status") != lease.status:
+                answer["refused"].append({"task_id": task_id, "records": 0,
+                                          "reason": f"task {task_id} ended {lease.status}; its row cannot be changed"})
+            row = None  # the final row came: anything else is the same row again (a retried batch)
+        self._leases[task_id] = lease
+        lease.seen = time.monotonic()
+        if fresh:
+            repaired = [self._repaired(r) for r in fresh]  # before the lease moves: a failure here loses nothing
+            append = self.buffer.append
+            for record in repaired:
+                append(tuple(record))  # plain tuples in the queue (see WriteBuffer.append)
+            lease.last_seq = fresh[-1].seq
+            readers = self._live.get(task_id)
+            for record in repaired:
+                for subscriber in readers:
+                    subscriber.offer(record)
+            answer["records"] += len(repaired)
+        if row is not None:
+            if row.get("status") not in ACTIVE:
+                lease.status = row["status"]
+                lease.final = max(int(row.get("record_count") or 0), lease.last_seq)
+            self.buffer.put_task(row)
+            params = row.get("params")
+            self._notify(dict(row, params=json.loads(params) if isinstance(params, str) else params))
+        if lease.final is not None and lease.last_seq >= lease.final:
+            self._leases.pop(task_id, None)  # ended, and every record is in
 
     def _repaired(self, record: LogRecord) -> LogRecord:
         """A record made elsewhere as this process makes its own: valid, within the limits, its secrets
@@ -383,6 +388,8 @@ class Engine:
             if row is None:
                 return None, f"unknown task {task_id}: send its row first, or with its records"
             return _Lease(), None
+        if row is not None and (row.get("plugin") != info["plugin"] or row.get("created_at") != info["created_at"]):
+            return None, f"task {task_id} is another task (plugin {info['plugin']!r}, created {info['created_at']})"
         last = self.logs(task_id, make_filter(order="desc", limit=1))
         lease = _Lease(last_seq=last[0].seq if last else 0)
         if info["status"] in ("SUCCESS", "FAILED", "CANCELLED"):
@@ -568,13 +575,14 @@ class Engine:
         for task_id, lease in list(self._leases.items()):
             if now - lease.seen < LEASE:
                 continue
-            with self._ingest_lock:
+            with self._ingest_locks[hash(task_id) % len(self._ingest_locks)]:
                 if self._leases.get(task_id) is not lease or now - lease.seen < LEASE:
                     continue
+                row = self.task_info(task_id)  # may raise (database down): the lease stays for the next look
                 self._leases.pop(task_id, None)
-                row = self.task_info(task_id)
                 if row["status"] in ACTIVE:
                     row.update(status="INTERRUPTED", finished_at=utcnow(),
+                               record_count=max(int(row.get("record_count") or 0), lease.last_seq),
                                error=f"the process running this task stopped answering for {LEASE:.0f} s")
                     row["params"] = json.dumps(row["params"], ensure_ascii=False)
                     self.buffer.put_task(row)

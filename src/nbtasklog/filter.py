@@ -232,16 +232,16 @@ def from_params(params: Mapping[str, Iterable[str]], default_limit: int | None =
     `errors_only` is a yes or no word. Unknown names raise FilterError.
     """
     values: dict[str, Any] = {}
-    meta: dict[str, Any] = {}
+    meta: list[str] = []  # make_filter's "key=value" / "key" form: one key may have both conditions
     sources: list[str] = []
     for name, texts in params.items():
         texts = list(texts) if name.startswith("meta.") else [t for t in texts if t]
         if not texts:
             continue
         if name.startswith("meta."):
-            meta[name[5:]] = texts[-1]
+            meta.append(f"{name[5:]}={texts[-1]}")
         elif name == "has":
-            meta.update((key, None) for text in texts for key in text.split(",") if key.strip())
+            meta.extend(key for text in texts for key in text.split(",") if key.strip())
         elif name == "source":
             sources.extend(texts)
         elif name in QUERY_PARAMS:

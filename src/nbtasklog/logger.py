@@ -84,12 +84,13 @@ class TaskEmitter:
         """
         task_id = self.task_id
         max_bytes = self._max_message_bytes
-        # Secrets go before a record is stored or offered. Only what a cut would keep is searched (and a
-        # margin, so a secret across the cut is seen whole): a 100 MB message costs what 1 MB does.
+        # Secrets go before a record is stored or offered. Of a message longer than scan_limit only the
+        # start is searched, and the last SCAN_MARGIN characters of that start are never kept (a secret
+        # may cross where the search stopped): a 100 MB message costs what 1 MB does.
         redactor = self._redactor
         redact_text = redactor.text if redactor is not None else None
         redact_metadata = redactor.metadata_json if redactor is not None else None
-        scan_limit = max_bytes + 4096
+        scan_limit = max_bytes + SCAN_MARGIN
         # len(msg) * 4 > max_bytes (a character is 4 UTF-8 bytes at most): the cheap test before encoding
         char_limit = max_bytes // 4
         lock = threading.Lock()  # seq order == order in the sink and in every live queue
@@ -111,12 +112,16 @@ class TaskEmitter:
                 meta = metadata_to_json(metadata) if metadata else None
             except Exception as error:  # a bad format string or a __str__ that raises
                 msg, meta = _unformattable(msg, args, metadata, error)
-            if redact_text is not None:
-                msg = redact_text(msg) if len(msg) <= scan_limit else redact_text(msg[:scan_limit]) + msg[scan_limit:]  # type: ignore[index,operator]
-                if meta is not None:
-                    meta = redact_metadata(meta if len(meta) <= 4 * scan_limit else cut_metadata(meta, max_bytes))  # type: ignore[misc]
             if meta is not None and len(meta) > char_limit:
                 meta = cut_metadata(meta, max_bytes)
+            if redact_text is not None:
+                if meta is not None:
+                    meta = redact_metadata(meta)  # type: ignore[misc]
+                if len(msg) <= scan_limit:  # type: ignore[arg-type]
+                    msg = redact_text(msg)  # type: ignore[arg-type]
+                else:
+                    original = len(msg.encode("utf-8"))  # type: ignore[union-attr]
+                    msg, meta = _cut(redact_text(msg[:scan_limit])[:-SCAN_MARGIN], meta, max_bytes, original)  # type: ignore[index]
             if len(msg) > char_limit:  # type: ignore[arg-type]
                 msg, meta = _cut(msg, meta, max_bytes)  # type: ignore[arg-type]
             timestamp = time_ns() // 1000
@@ -149,7 +154,7 @@ def repair_record(record: LogRecord, max_bytes: int) -> LogRecord:
     valid text, metadata normalized (depth, size) and a message within `max_bytes`."""
     task_id, seq, timestamp, level, source, message, meta = record
     message = valid_text(message)
-    source = valid_text(source)[:MAX_SOURCE_LENGTH]
+    source = valid_text(source).replace(",", "_")[:MAX_SOURCE_LENGTH]  # as capture names a logger's source
     if level not in LEVEL_VALUES:
         level = "INFO"
     if meta is not None:
@@ -164,15 +169,20 @@ def repair_record(record: LogRecord, max_bytes: int) -> LogRecord:
     return new_tuple(LogRecord, (task_id, seq, timestamp, level, source, message, meta))
 
 
-def _cut(msg: str, meta: str | None, max_bytes: int) -> tuple[str, str | None]:
-    """A message longer than max_bytes in UTF-8, cut with a marker; its original size goes into the metadata."""
+SCAN_MARGIN = 4096  # characters: longer than any secret the patterns find but a private key block
+
+
+def _cut(msg: str, meta: str | None, max_bytes: int, original: int | None = None) -> tuple[str, str | None]:
+    """A message longer than max_bytes in UTF-8 (or already shortened from `original` bytes), cut with a
+    marker; its original size goes into the metadata."""
     data = msg.encode("utf-8")
-    if len(data) <= max_bytes:
+    if len(data) <= max_bytes and original is None:
         return msg, meta
-    marker = f" … [message cut: {len(data)} bytes, limit {max_bytes}]"
+    size = original if original is not None else len(data)
+    marker = f" … [message cut: {size} bytes, limit {max_bytes}]"
     kept = data[: max(0, max_bytes - len(marker.encode()))].decode("utf-8", "ignore")
     fields = json.loads(meta) if meta is not None else {}
-    fields.setdefault("message_original_bytes", len(data))  # cut again on its way (a kernel's): the first size counts
+    fields.setdefault("message_original_bytes", size)  # cut again on its way (a kernel's): the first size counts
     return kept + marker, metadata_to_json(fields)
 
 

@@ -78,6 +78,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # Deeper than any real metadata, and far from the ~1,000 frames at which json.loads, repr and most
 # JSON readers give up: a record nested 980 deep was stored, then no face could read its task's log.
 MAX_METADATA_DEPTH = 50
+# sys.get_int_max_str_digits() (4,300) digits: int's str and json refuse more; a bound on bits keeps below it.
+_MAX_INT_BITS = 14_000
 
 
 def valid_text(text: str) -> str:
@@ -130,6 +132,8 @@ def metadata_to_json(metadata: dict[str, Any]) -> str:
 
 def _json_safe(value: Any, depth: int) -> Any:
     """A JSON-able copy of `value` that gives the same text as _ENCODE wherever _ENCODE succeeds."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _MAX_INT_BITS:
+        return f"<int of {value.bit_length()} bits>"  # Python refuses to write ints past 4,300 digits as text
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
@@ -147,9 +151,10 @@ def _json_key(key: Any) -> str:
     """A key as json spells it (true, null, 1, 1.5); other keys, which json refuses, as their str."""
     if isinstance(key, str):
         return key
-    if key is None or isinstance(key, (bool, int)) or (isinstance(key, float) and math.isfinite(key)):
+    if key is None or isinstance(key, bool) or (isinstance(key, float) and math.isfinite(key)) \
+            or (isinstance(key, int) and key.bit_length() <= _MAX_INT_BITS):
         return _ENCODE_PLAIN(key)
-    return safe_str(key)
+    return _json_safe(key, 0) if isinstance(key, int) else safe_str(key)
 
 
 def cut_metadata(text: str, max_bytes: int) -> str:
@@ -161,8 +166,8 @@ def cut_metadata(text: str, max_bytes: int) -> str:
     if size <= max_bytes:
         return text
     cutter = _Cutter()
-    # Room for the size fields and JSON punctuation.
-    kept = cutter.fit(json.loads(text), max(0, max_bytes - 100))
+    # Room for the size fields (and a cut message's) and JSON punctuation.
+    kept = cutter.fit(json.loads(text), max(0, max_bytes - 160))
     kept["metadata_original_bytes"] = size
     if cutter.dropped:
         kept["metadata_dropped"] = cutter.dropped
@@ -188,7 +193,7 @@ class _Cutter:
         if isinstance(value, dict):
             # The small entries stay whole (they are what filters look for); the large ones share what is
             # left, each cut inside; what even a marker no longer fits in is dropped and counted.
-            costs = {key: len(key.encode("utf-8")) + 4 + _utf8_len(item) for key, item in value.items()}
+            costs = {key: _utf8_len(key) + 2 + _utf8_len(item) for key, item in value.items()}
             left = room - 2
             whole: set[str] = set()
             for key in sorted(costs, key=costs.__getitem__):
@@ -202,8 +207,8 @@ class _Cutter:
             for key, item in value.items():
                 if key in whole:
                     out[key] = item
-                elif share - len(key.encode("utf-8")) - 5 >= self.MARKER_ROOM:
-                    out[key] = self.fit(item, share - len(key.encode("utf-8")) - 5)
+                elif share - _utf8_len(key) - 3 >= self.MARKER_ROOM:
+                    out[key] = self.fit(item, share - _utf8_len(key) - 3)
                 else:
                     self.dropped += 1
             return out

@@ -155,6 +155,33 @@ def _record(item: Mapping[str, Any]) -> LogRecord:
     )
 
 
+INGEST_BODY_CAP = 16 * 1024 * 1024  # bytes per ingest request: well under the server's 64 MiB default
+
+
+def _ingest_body(rows: list[dict[str, Any]], table: pa.Table) -> bytes:
+    """An ingest request's body: the records as an Arrow IPC stream, the task rows in its schema metadata."""
+    sink = pa.BufferOutputStream()
+    tagged = table.replace_schema_metadata({"nbtasklog.tasks": json.dumps(rows)})
+    with pa.ipc.new_stream(sink, tagged.schema) as writer:
+        writer.write_table(tagged)
+    return sink.getvalue().to_pybytes()
+
+
+def _shrunk_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Task rows whose long texts are cut (an error with a huge traceback, params of many megabytes)."""
+    out = []
+    for row in rows:
+        row = dict(row)
+        for key in ("error", "progress_message"):
+            if isinstance(row.get(key), str) and len(row[key]) > 4096:
+                row[key] = row[key][:4096] + f" … [cut: {len(row[key])} characters]"
+        params = json.dumps(row.get("params"))
+        if len(params) > 4096:
+            row["params"] = json.dumps({"params_cut": f"{len(params)} characters of params, too large to send"})
+        out.append(row)
+    return out
+
+
 def _shrunk(table: pa.Table, max_bytes: int) -> pa.Table:
     """A one-record batch whose message and metadata are cut to fit in about `max_bytes`."""
     from .logger import repair_record
@@ -242,33 +269,55 @@ class RemoteStore:
         self._ingest(rows, batch if batch is not None else LOG_ARROW_SCHEMA.empty_table())
 
     def _ingest(self, rows: list[dict[str, Any]], table: pa.Table) -> None:
-        """POST one batch; a body the server finds too large (413) goes in halves, the task rows with
-        the first (a task's row makes it known; an ended task still takes records up to its final
-        count), and a single record too large for it is cut the way a long message is. A part sent
-        twice after a failure is answered as duplicates by the server: a retry adds nothing twice."""
-        sink = pa.BufferOutputStream()
-        tagged = table.replace_schema_metadata({"nbtasklog.tasks": json.dumps(rows)})
-        with pa.ipc.new_stream(sink, tagged.schema) as writer:
-            writer.write_table(tagged)
-        body = sink.getvalue().to_pybytes()
+        """POST one batch. One larger than INGEST_BODY_CAP, or than the server takes (413), goes in halves,
+        the task rows with the first (a task's row makes it known; an ended task still takes records up
+        to its final count); a single record too large is cut the way a long message is, task rows too
+        large have their texts cut. A part sent twice after a failure is answered as duplicates by the
+        server, so a retry adds nothing twice. A body the server refuses for what it holds (a 400) is
+        taken apart until what it refuses is found: that is dropped, logged and counted, the rest goes
+        on, so that one bad record never holds up every later one."""
+        body = _ingest_body(rows, table)
+        if len(body) > INGEST_BODY_CAP and table.num_rows > 1:
+            self._ingest_halves(rows, table)
+            return
         try:
             answer = self.connection.request("POST", "ingest", body=body, content_type="application/vnd.apache.arrow.stream")[0]
         except ServerError as error:
-            if error.status != 413:
-                raise
-            if table.num_rows > 1:
-                half = table.num_rows // 2
-                self._ingest(rows, table.slice(0, half))
-                self._ingest([], table.slice(half))
-            elif table.num_rows == 1 and table.nbytes > 4096:
-                self._ingest(rows, _shrunk(table, table.nbytes // 2))
-            else:  # nothing left to make smaller: a server limit below any batch is an outage to report
+            if error.status == 413:
+                if table.num_rows > 1:
+                    self._ingest_halves(rows, table)
+                elif table.num_rows == 1 and table.nbytes > 4096:
+                    self._ingest(rows, _shrunk(table, table.nbytes // 2))
+                elif rows and len(json.dumps(rows)) > 4096:
+                    self._ingest(_shrunk_rows(rows), table)
+                else:  # nothing left to make smaller: a server limit below any batch is an outage to report
+                    raise
+            elif error.status == 400:
+                self._take_apart(rows, table, error)
+            else:
                 raise
             return
         for refusal in json.loads(answer).get("refused", ()):
-            self.refused_records += refusal.get("records", 0)
-            log.warning("nbtasklog: the server refused %s record(s) of task %s: %s",
-                        refusal.get("records", 0), refusal.get("task_id"), refusal.get("reason"))
+            self._refused(refusal.get("records", 0), f"task {refusal.get('task_id')}: {refusal.get('reason')}")
+
+    def _ingest_halves(self, rows: list[dict[str, Any]], table: pa.Table) -> None:
+        half = table.num_rows // 2
+        self._ingest(rows, table.slice(0, half))
+        self._ingest([], table.slice(half))
+
+    def _take_apart(self, rows: list[dict[str, Any]], table: pa.Table, error: ServerError) -> None:
+        if rows and table.num_rows:  # the rows, or the records? each alone
+            self._ingest(rows, table.slice(0, 0))
+            self._ingest([], table)
+        elif table.num_rows > 1:
+            self._ingest_halves(rows, table)
+        else:
+            what = f"{table.num_rows} record(s)" if table.num_rows else f"the rows of task(s) {', '.join(r['id'] for r in rows)}"
+            self._refused(table.num_rows, f"{what} refused: {error}")
+
+    def _refused(self, records: int, why: str) -> None:
+        self.refused_records += records
+        log.warning("nbtasklog: the server refused %s record(s): %s", records, why)
 
     def query_logs(self, task_id: str, flt: LogFilter) -> list[LogRecord]:
         params = flt.to_params()

@@ -57,6 +57,7 @@ class TaskState:
     result: Any = None
     cancel_event: threading.Event = field(default_factory=threading.Event)
     done: threading.Event = field(default_factory=threading.Event)
+    ended: bool = False  # its end was decided (done is set once the row went out)
 
     def row(self) -> dict[str, Any]:
         return {
@@ -175,8 +176,10 @@ class Runner:
         self._on_change(state)
 
     def _finish(self, state: TaskState, status: str, error: str | None) -> None:
-        if state.done.is_set():  # already marked INTERRUPTED at exit; the late ending changes nothing
-            return
+        with self._lock:  # the worker's ending and an exit's marking may come at once: one of them counts
+            if state.ended:  # already marked INTERRUPTED at exit; the late ending changes nothing
+                return
+            state.ended = True
         state.status, state.error, state.finished_at = status, None if error is None else self._redact(error), utcnow()
         if status == "SUCCESS":
             state.progress = 1.0

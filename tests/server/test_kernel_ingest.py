@@ -76,3 +76,26 @@ async def test_a_kernel_lists_the_servers_plugins_and_its_own(jp_serverapp, jp_f
     finally:
         client.close(timeout=2)
 
+
+
+async def test_a_record_the_server_refuses_is_dropped_alone_and_counted(api, jp_serverapp, jp_http_port, jp_base_url):
+    """A batch the server answers 400 is taken apart: the bad record is dropped, logged and counted, every
+    other record and the task row land, and nothing is retried for ever."""
+    import pyarrow as pa
+
+    from nbtasklog.remote import RemoteStore, ServerConnection
+    from nbtasklog.store.store import records_to_arrow
+
+    from .test_rest import kernel_records, seqs, task_row
+
+    connection = ServerConnection(f"http://127.0.0.1:{jp_http_port}{jp_base_url}", jp_serverapp.identity_provider.token)
+    remote = RemoteStore(connection)
+    records = kernel_records("kernel-bad-one", 9)
+    table = records_to_arrow(records)
+    sources = table.column("source").to_pylist()
+    sources[4] = None
+    table = table.set_column(4, "source", pa.array(sources, pa.string()))
+    row = dict(task_row("kernel-bad-one"), created_at="2026-01-01T00:00:00+00:00")
+    await off_loop(lambda: remote.write([row], table))
+    assert remote.refused_records == 1
+    assert await seqs(api, "kernel-bad-one") == [1, 2, 3, 4, 6, 7, 8, 9]

@@ -695,7 +695,9 @@ async def test_ingest_bad_input(api, start, gate):
                        (task_row("k" * 65), ["task id", "64"]), (task_row("a/b"), ["task id"]),
                        (task_row("k", params="not json"), ["params"]), (task_row("k", params=[1]), ["params"]),
                        (task_row("k", error=5), ["error"]), (task_row("k", log_level="LOUD"), ["log_level"]),
-                       (task_row("k", record_count="many"), ["record_count"]), (task_row("k", progress=True), ["progress"])]:
+                       (task_row("k", record_count="many"), ["record_count"]), (task_row("k", progress=True), ["progress"]),
+                       (task_row("k", progress=2), ["progress"]), (task_row("k", progress=float("nan")), ["NaN"]),
+                       (task_row("k", params={"x": float("inf")}), ["Infinity"])]:
         assert_error(await api("ingest", method="POST", body=ipc_stream([row]), headers=ARROW), 400, *words)
     bad_meta = LOG_ARROW_SCHEMA.empty_table().replace_schema_metadata({"nbtasklog.tasks": "{oops"})
     sink = pa.BufferOutputStream()
@@ -729,3 +731,40 @@ async def test_ingest_redacts_secrets_a_kernel_did_not(api, engine):
     assert stored["metadata"] == {"api_key": MARKER, "deep": {"secret": MARKER}}
     info = (await api("tasks", task_id)).json()
     assert info["params"] == {"password": MARKER, "n": 1} and "hunter2" not in info["error"]
+
+
+async def test_ingest_refuses_records_the_database_would_refuse_and_a_retry_still_lands(api):
+    """A record without a source is a 400 (not a 500 that moved the lease), so the kernel's retry of the
+    good records is taken, not answered as duplicates."""
+    task_id = "kernel-null"
+    good = kernel_records(task_id, 3)
+    table = records_to_arrow(good).set_column(4, "source", pa.array(["kernel", None, "kernel"], pa.string()))
+    refused = await api("ingest", method="POST", body=ipc_stream([task_row(task_id)], table=table), headers=ARROW)
+    assert_error(refused, 400, "source")
+    retried = await api("ingest", method="POST", body=ipc_stream([task_row(task_id)], good), headers=ARROW)
+    assert retried.json() == {"tasks": 1, "records": 3, "duplicates": 0, "refused": []}
+
+
+async def test_ingest_takes_what_an_ended_task_still_lacks_and_refuses_the_rest(api):
+    """The final row came first (it travels with the first part of a split batch): records up to its count
+    are still taken, later ones refused."""
+    task_id = "kernel-final-first"
+    done = task_row(task_id, "SUCCESS", finished_at="2026-01-01T00:00:01+00:00", record_count=7)
+    await api("ingest", method="POST", body=ipc_stream([done], kernel_records(task_id, 6)), headers=ARROW)
+    answer = (await api("ingest", method="POST", body=ipc_stream([], kernel_records(task_id, 2, first=7)), headers=ARROW)).json()
+    assert answer["records"] == 1 and answer["refused"][0]["records"] == 1
+    assert await seqs(api, task_id) == [1, 2, 3, 4, 5, 6, 7]
+
+
+async def test_an_interrupted_task_is_taken_up_only_by_the_same_task(api, engine):
+    """A row naming another plugin or creation time does not take up an INTERRUPTED task."""
+    task_id = "kernel-other"
+    await api("ingest", method="POST", body=ipc_stream([task_row(task_id)], kernel_records(task_id, 2)), headers=ARROW)
+    await off_loop(engine.flush)
+    engine._leases.clear()
+    await off_loop(lambda: engine.store.mark_interrupted(datetime.now(timezone.utc)))
+    evil = dict(task_row(task_id, "SUCCESS"), plugin="evil")
+    answer = (await api("ingest", method="POST", body=ipc_stream([evil]), headers=ARROW)).json()
+    assert answer["refused"][0]["reason"].startswith(f"task {task_id} is another task")
+    row = (await api("tasks", task_id)).json()
+    assert (row["plugin"], row["status"]) == ("notebook_fn", "INTERRUPTED")

@@ -24,7 +24,7 @@ from ..filter import FilterError, LogFilter, from_params
 from ..levels import LEVEL_NAMES
 from ..plugins import UnknownPluginError
 from ..record import LogRecord, us_to_datetime
-from ..store.store import SQL_CONCURRENCY, SQLError, arrow_to_records, sql_json, sql_rows
+from ..store.store import LOG_ARROW_SCHEMA, SQL_CONCURRENCY, SQLError, arrow_to_records, sql_json, sql_rows
 from .app import Services
 
 API = "nbtasklog/api"
@@ -63,6 +63,16 @@ def dumps(value: Any) -> str:
 def allowed_methods(handler: type[web.RequestHandler]) -> list[str]:
     """The methods a handler class answers (tornado's default for the others is 405), for `Allow`."""
     return [m for m in HTTP_METHODS if getattr(handler, m.lower()) is not getattr(web.RequestHandler, m.lower())]
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def strict_json(text: str | bytes) -> Any:
+    """json.loads without NaN and Infinity, which JSON does not have: PostgreSQL's JSONB refuses them, and
+    written back into an answer they make it invalid JSON for every client."""
+    return json.loads(text, parse_constant=_refuse_constant)
 
 
 def error_status(error: BaseException) -> tuple[int, str]:
@@ -164,7 +174,7 @@ class BaseHandler(APIHandler):
         if len(body) > self.services.max_body_bytes:
             raise web.HTTPError(413, f"request body over {self.services.max_body_bytes} bytes")
         try:
-            value = json.loads(body or b"{}")
+            value = strict_json(body or b"{}")
         except (ValueError, UnicodeDecodeError) as error:
             raise web.HTTPError(400, f"request body is not valid JSON: {error}") from None
         if not isinstance(value, dict):
@@ -475,14 +485,20 @@ class IngestHandler(BaseHandler):
             reader = pa.ipc.open_stream(body)
             table = reader.read_all()
             meta = reader.schema.metadata or {}
-            rows = json.loads(meta.get(b"nbtasklog.tasks", b"[]"))
+            rows = strict_json(meta.get(b"nbtasklog.tasks", b"[]"))
         except (pa.ArrowInvalid, ValueError) as error:
             raise web.HTTPError(400, f"body must be an Arrow IPC stream of log records: {error}") from None
+        if not isinstance(rows, list):
+            raise web.HTTPError(400, "the task rows must be a JSON list")
         task_rows = [_task_row(row) for row in rows]
         try:
-            records = arrow_to_records(table.select(["task_id", "seq", "timestamp", "level", "source", "message", "metadata"]))
-        except (KeyError, pa.ArrowInvalid, IndexError) as error:
+            table = table.select(list(LOG_ARROW_SCHEMA.names)).cast(LOG_ARROW_SCHEMA)
+        except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError, IndexError) as error:
             raise web.HTTPError(400, f"record batch has the wrong columns: {error}") from None
+        empty = [name for name in LOG_ARROW_SCHEMA.names if name != "metadata" and table.column(name).null_count]
+        if empty:  # the database refuses a record without one of these
+            raise web.HTTPError(400, f"records need a value in every column but metadata: {', '.join(empty)} has nulls")
+        records = arrow_to_records(table)
         self.send(await self.call(self.engine.ingest, task_rows, records))
 
 
@@ -505,8 +521,10 @@ def _task_row(row: Any) -> dict[str, Any]:
         raise web.HTTPError(400, f"log_level must be one of {', '.join(LEVEL_NAMES)} or null")
     for key, kinds in (("progress", (int, float)), ("record_count", (int,))):
         value = row.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
-            raise web.HTTPError(400, f"{key} must be a number or null")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds) or not 0 <= value < 2**63):
+            raise web.HTTPError(400, f"{key} must be a number (at least 0) or null")
+    if row.get("progress") is not None and row["progress"] > 1:
+        raise web.HTTPError(400, "progress must be between 0 and 1")
     out = dict(row)
     for key in ("created_at", "started_at", "finished_at"):
         if out.get(key):
@@ -520,7 +538,7 @@ def _task_row(row: Any) -> dict[str, Any]:
     params = out.get("params")
     if isinstance(params, str):
         try:
-            params = json.loads(params)
+            params = strict_json(params)
         except ValueError:
             raise web.HTTPError(400, "params must be a JSON object") from None
     if params is not None:

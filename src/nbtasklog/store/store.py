@@ -246,6 +246,7 @@ class Store:
         spilled_last_seqs = spilled_last_seqs or {}
         with self.engine.begin() as conn:
             for row in spilled_rows:
+                row = row if self.is_duckdb else _without_nul(row)
                 conn.execute(insert(tasks).values(**row).on_conflict_do_nothing(index_elements=["id"]))
             ids = [r[0] for r in conn.execute(select(tasks.c.id).where(tasks.c.status.in_(ACTIVE_STATUSES)))]
             if not ids:
