@@ -3,6 +3,7 @@ bound a second time to turn read-only; each unmounted at the end whatever happen
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Iterator
@@ -47,9 +48,17 @@ def _unmount(path: Path) -> None:
 
 
 def fill(disk: Path, leave: int) -> Path:
-    """A file taking all of `disk` but `leave` bytes."""
+    """A file taking all of `disk` but `leave` bytes (or all of it: a process writing there meanwhile may
+    take some of the room first, and a full disk is what is wanted)."""
     stat = os.statvfs(disk)
+    left = stat.f_bavail * stat.f_frsize - leave
     filler = disk / "filler"
-    with open(filler, "wb") as out:
-        out.write(b"\0" * (stat.f_bavail * stat.f_frsize - leave))
+    chunk = b"\0" * (1 << 20)
+    with open(filler, "wb", buffering=0) as out:
+        try:
+            while left > 0:
+                left -= out.write(chunk[: min(len(chunk), left)])
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
     return filler
