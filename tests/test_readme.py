@@ -142,6 +142,8 @@ def test_dev_test(tmp_path):
     assert quick_start_line("./dev test") == ["./dev", "test"]
     assert (ROOT / ".ci" / "run").read_text().rstrip().endswith("exec ./dev test")
     env = {k: v for k, v in environment(tmp_path).items() if k != "PATH"} | {"PATH": os.environ["PATH"]}
+    # Its own reliability report: the default one, in build/, is the outer run's.
+    env["NBTASKLOG_RELIABILITY_REPORT"] = str(tmp_path / "reliability.json")
     done = subprocess.run(["./dev", "test", "--collect-only", "-q"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
