@@ -40,8 +40,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -55,6 +54,7 @@ from .record import LogRecord
 from .remote import ServerError, discover_server
 from .store.store import SQLError, sql_json, sql_rows
 from .task import Task
+from .wire import json_default
 
 OK, TASK_FAILED, USAGE, UNKNOWN_TASK, DATABASE, INTERRUPTED, BROKEN_PIPE = 0, 1, 2, 3, 4, 130, 141
 
@@ -399,18 +399,6 @@ def record_json(record: LogRecord) -> str:
     return json.dumps(record.to_dict(), ensure_ascii=False)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
 def table(session: _Session, headers: list[str], rows: list[list[str]],
           paint: dict[int, Callable[[str, int], str]] | None = None) -> None:
     """Columns padded to their widest cell, shown printable(); `paint` colours a column after padding (ANSI
@@ -628,7 +616,7 @@ def cmd_tasks(args: argparse.Namespace, session: _Session) -> int:
         raise CLIError(f"{error} (statuses: PENDING, RUNNING, SUCCESS, FAILED, CANCELLED, INTERRUPTED)") from None
     if args.format == "jsonl":
         for info in infos:
-            out(json.dumps(dict(info, duration=task_duration(info)), ensure_ascii=False, default=_json_default))
+            out(json.dumps(dict(info, duration=task_duration(info)), ensure_ascii=False, default=json_default))
         return OK
     if not infos:
         out("No tasks." if statuses or args.plugin else f"No tasks yet. Try: {session.command_hint('demo')}")

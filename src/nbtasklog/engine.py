@@ -33,8 +33,9 @@ from .plugins import registry as default_registry
 from .record import LogRecord, valid_text
 from .redact import Redactor
 from .remote import RemoteStore, ServerConnection, ServerError, discover_server
-from .runner import ACTIVE, STATUSES, Runner, TaskState, new_task_id, utcnow
+from .runner import Runner, TaskState, new_task_id, utcnow
 from .settings import Settings, SettingsManager
+from .statuses import ACTIVE, ENDED, STATUSES
 from .store.buffer import ROW_GROUP, Health, WriteBuffer
 from .store.store import Store, sql_to_pandas
 from .task import LogRecords, Task, wait_until
@@ -392,7 +393,7 @@ class Engine:
             return None, f"task {task_id} is another task (plugin {info['plugin']!r}, created {info['created_at']})"
         last = self.logs(task_id, make_filter(order="desc", limit=1))
         lease = _Lease(last_seq=last[0].seq if last else 0)
-        if info["status"] in ("SUCCESS", "FAILED", "CANCELLED"):
+        if info["status"] in ENDED:
             lease.status = info["status"]
             lease.final = max(int(info.get("record_count") or 0), lease.last_seq)
         return lease, None

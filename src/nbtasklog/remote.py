@@ -31,8 +31,9 @@ from sqlalchemy.engine import make_url
 
 from .filter import LogFilter
 from .live import Subscription
-from .record import LogRecord, datetime_to_us
+from .record import LogRecord
 from .store.store import SQLError
+from .wire import record_from_wire, task_row_from_wire, task_row_to_wire
 
 log = logging.getLogger("nbtasklog")
 
@@ -146,15 +147,6 @@ def _as_url(database: str) -> str:
     return database_url(database).render_as_string(hide_password=True)
 
 
-def _record(item: Mapping[str, Any]) -> LogRecord:
-    metadata = item.get("metadata")
-    return LogRecord(
-        item["task_id"], item["seq"], datetime_to_us(datetime.fromisoformat(item["timestamp"])),
-        item["level"], item["source"], item["message"],
-        None if metadata is None else json.dumps(metadata, ensure_ascii=False, separators=(",", ":")),
-    )
-
-
 INGEST_BODY_CAP = 16 * 1024 * 1024  # bytes per ingest request: well under the server's 64 MiB default
 
 
@@ -189,14 +181,6 @@ def _shrunk(table: pa.Table, max_bytes: int) -> pa.Table:
 
     record = arrow_to_records(table)[0]
     return records_to_arrow([repair_record(record, max(256, max_bytes // 2))])
-
-
-def _task(item: Mapping[str, Any]) -> dict[str, Any]:
-    row = dict(item)
-    for key in ("created_at", "started_at", "finished_at"):
-        if row.get(key):
-            row[key] = datetime.fromisoformat(row[key])
-    return row
 
 
 class RemoteStore:
@@ -261,7 +245,7 @@ class RemoteStore:
               settings: Mapping[str, str] | None = None) -> None:
         if settings:
             self.connection.send_json("PUT", "settings", dict(settings))
-        rows = [{k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in task_rows]
+        rows = [task_row_to_wire(row) for row in task_rows]
         if not rows and (batch is None or batch.num_rows == 0):
             return
         from .store.store import LOG_ARROW_SCHEMA
@@ -330,7 +314,7 @@ class RemoteStore:
                 if error.status == 404:  # a task run here whose first batch has not arrived yet
                     return records
                 raise
-            records.extend(_record(item) for item in page["records"])
+            records.extend(record_from_wire(item) for item in page["records"])
             if not page["has_more"] or (flt.limit is not None and len(records) >= flt.limit) or not page["records"]:
                 return records[: flt.limit] if flt.limit is not None else records
             key = "before" if flt.order == "desc" else "after"
@@ -348,7 +332,7 @@ class RemoteStore:
 
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         try:
-            return _task(self.connection.get_json(f"tasks/{task_id}"))
+            return task_row_from_wire(self.connection.get_json(f"tasks/{task_id}"))
         except ServerError as error:
             if error.status == 404:
                 return None
@@ -363,7 +347,7 @@ class RemoteStore:
             params["plugin"] = plugin
         if before_id:
             params["before"] = before_id
-        return [_task(t) for t in self.connection.get_json("tasks", **params)["tasks"]]
+        return [task_row_from_wire(t) for t in self.connection.get_json("tasks", **params)["tasks"]]
 
     def delete_tasks(self, task_ids: list[str]) -> int:
         for task_id in task_ids:
@@ -399,7 +383,7 @@ class RemoteStore:
         body: dict[str, Any] = {"plugin": plugin, "params": params}
         if log_level is not None:
             body["log_level"] = log_level
-        return _task(self.connection.send_json("POST", "tasks", body))
+        return task_row_from_wire(self.connection.send_json("POST", "tasks", body))
 
     def cancel(self, task_id: str) -> bool:
         return bool(self.connection.send_json("POST", f"tasks/{task_id}/cancel", {})["cancelled"])
@@ -575,7 +559,7 @@ class RemoteStream(_Socket):
             offer, cursor, count = self.subscription.offer, self.cursor, 0
             for item in message["records"]:
                 if item["seq"] > cursor:
-                    offer(_record(item))
+                    offer(record_from_wire(item))
                     cursor = item["seq"]
                     count += 1
             self.cursor = cursor
@@ -585,7 +569,7 @@ class RemoteStream(_Socket):
             self.subscription.wake()
         elif kind == "status":
             if self.on_status is not None:
-                self.on_status(_task(message["task"]))
+                self.on_status(task_row_from_wire(message["task"]))
         elif kind == "lagging":
             self.store.socket_counts["lagging"] += 1
         elif kind == "end":
@@ -625,7 +609,7 @@ class TaskWatch(_Socket):
         kind = message.get("type")
         try:
             if kind == "task":
-                self.on_change(_task(message["task"]))
+                self.on_change(task_row_from_wire(message["task"]))
             elif kind == "deleted":
                 self.on_change({"id": message["id"], "deleted": True})
         except Exception:

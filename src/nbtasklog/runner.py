@@ -20,11 +20,10 @@ from .context import TaskCancelled, TaskContext, current_context_var, current_em
 from .levels import Level
 from .logger import SYSTEM_SOURCE, TaskEmitter, TaskLogger, exception_fields, exception_text
 from .record import safe_str, valid_text
+from .statuses import ACTIVE
 
 log = logging.getLogger("nbtasklog.runner")
 
-STATUSES = ("PENDING", "RUNNING", "SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED")
-ACTIVE = ("PENDING", "RUNNING")
 
 
 def new_task_id() -> str:

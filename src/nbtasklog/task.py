@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from .record import LogRecord
+from .statuses import FINISHED
 from .store.store import LOG_ARROW_SCHEMA, records_to_arrow
 
 if TYPE_CHECKING:
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
 
     from .engine import Engine
 
-FINISHED = ("SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED")
 
 
 class LogRecords(list[LogRecord]):

@@ -25,7 +25,6 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from .engine import Engine, UnknownTaskError, get_engine
 from .filter import LogFilter, make_filter
 from .live import Subscription
 from .record import LogRecord
+from .wire import dumps, jsonable
 
 log = logging.getLogger("nbtasklog")
 
@@ -43,18 +43,6 @@ BATCH_INTERVAL = 0.05  # seconds: live records are sent at most this often per s
 HISTORY_PAGE = 10_000  # records per history message
 STATUS_INTERVAL = 0.1  # seconds: task status and progress at most this often per stream
 FILTER_FIELDS = {"level", "source", "search", "meta", "errors_only"}
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
 
 
 def encode_records(records: list[LogRecord]) -> bytes:
@@ -176,13 +164,13 @@ class _Stream:
                 now = _monotonic()
                 if self.status_due is not None and now >= next_status:
                     row, self.status_due = self.status_due, None
-                    self.send("status", task=_jsonable(row))
+                    self.send("status", task=jsonable(row))
                     next_status = now + STATUS_INTERVAL
                 if finished and not batch:
                     if stream is None:
                         last = self._catch_up(last)
                     info = engine.task_info(self.task_id)
-                    self.send("status", task=_jsonable(info))
+                    self.send("status", task=jsonable(info))
                     self.send("end", status=info["status"], cursor=last)
                     return
         except Exception as error:  # the front end shows it; the kernel keeps running
@@ -254,7 +242,7 @@ class _Base(anywidget.AnyWidget):
             buffers = None
             if isinstance(result, tuple):
                 result, buffers = result
-            self.send({"type": "reply", "id": request_id, "result": _jsonable(result)}, buffers)
+            self.send({"type": "reply", "id": request_id, "result": jsonable(result)}, buffers)
         except Exception as error:
             self.send({"type": "reply", "id": request_id, "error": f"{type(error).__name__}: {error}"})
 
@@ -287,7 +275,7 @@ class _Base(anywidget.AnyWidget):
     def _export(self, task_id: str, filter: Any = None, format: str = "jsonl") -> tuple[dict[str, Any], list[bytes]]:
         records = self._engine.logs(task_id, filter_from_spec(filter))
         if format == "jsonl":
-            data = "".join(json.dumps(_jsonable(r.to_dict()), ensure_ascii=False) + "\n" for r in records)
+            data = "".join(dumps(r.to_dict()) + "\n" for r in records)
         elif format == "csv":
             out = io.StringIO()
             writer = csv.writer(out)
@@ -384,7 +372,7 @@ class TaskList(_Base):
             self.send({"type": "deleted", "id": row["id"]})
         else:
             self._seen[row["id"]] = _task_state(row)
-            self.send({"type": "task", "task": _jsonable({k: v for k, v in row.items() if k != "deleted"})})
+            self.send({"type": "task", "task": jsonable({k: v for k, v in row.items() if k != "deleted"})})
 
     def close(self) -> None:
         self._unlisten()

@@ -39,8 +39,9 @@ from ..levels import Level, levels_at_or_above
 from ..live import Subscription
 from ..record import LogRecord, new_tuple
 from ..runner import TaskState
+from ..wire import dumps, record_text
 from .app import Services
-from .handlers import allowed_methods, dumps, error_status, filter_from_query, record_text
+from .handlers import allowed_methods, error_status, filter_from_query
 
 STATUS_COALESCE = 0.1  # seconds: progress changes are sent at most this often per socket
 PAGE = 10_000  # records per message while a socket catches up (from the store or from the live window)

@@ -34,7 +34,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..record import LogRecord
-from .store import ACTIVE_STATUSES, LOG_ARROW_SCHEMA, Store, arrow_to_records, records_to_arrow
+from ..statuses import ACTIVE
+from ..wire import task_row_from_wire, task_row_to_wire
+from .store import LOG_ARROW_SCHEMA, Store, arrow_to_records, records_to_arrow
 
 log = logging.getLogger("nbtasklog.buffer")
 
@@ -426,10 +428,8 @@ class WriteBuffer:
                 known = self._spilled_last_seqs.get(last["task_id"], 0)
                 self._spilled_last_seqs[last["task_id"]] = max(last["seq_max"], known)
         for row in self._read_state_file("tasks.json") or ():
-            for key in ("created_at", "started_at", "finished_at"):
-                if row.get(key):
-                    row[key] = datetime.fromisoformat(row[key])
-            if row["status"] in ACTIVE_STATUSES:  # its process is gone: on_connect marks it INTERRUPTED
+            row = task_row_from_wire(row)
+            if row["status"] in ACTIVE:  # its process is gone: on_connect marks it INTERRUPTED
                 self._left_active[row["id"]] = row
             else:
                 self._tasks[row["id"]] = row
@@ -478,7 +478,7 @@ class WriteBuffer:
             return
         try:
             if rows:
-                _write_text(path, json.dumps([_json_row(row) for row in rows]))
+                _write_text(path, json.dumps([task_row_to_wire(row) for row in rows]))
                 self._state_files.add(path.name)
             else:
                 _remove(path, strict=True)
@@ -613,9 +613,6 @@ def _remove(path: Path, strict: bool = False) -> None:
             raise
         log.warning("nbtasklog: cannot remove %s: %s", path, error)
 
-
-def _json_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 def _to_arrow(records: list[LogRecord]) -> pa.Table:

@@ -27,12 +27,11 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from ..filter import LogFilter
 from ..record import LogRecord, datetime_to_us, new_tuple
+from ..statuses import ACTIVE, FINISHED
 from . import schema
 from .schema import LOG_COLUMNS, task_logs, tasks
 
 SUPPORTED_BACKENDS = ("duckdb", "postgresql")
-ACTIVE_STATUSES = ("PENDING", "RUNNING")
-FINISHED_STATUSES = ("SUCCESS", "FAILED", "CANCELLED", "INTERRUPTED")
 
 LOG_ARROW_SCHEMA = pa.schema(
     [
@@ -220,7 +219,7 @@ class Store:
     def finished_before(self, cutoff: datetime) -> list[str]:
         """Ids of finished tasks that ended before `cutoff` (the retention candidates)."""
         query = select(tasks.c.id).where(
-            and_(tasks.c.status.in_(FINISHED_STATUSES), func.coalesce(tasks.c.finished_at, tasks.c.created_at) < cutoff)
+            and_(tasks.c.status.in_(FINISHED), func.coalesce(tasks.c.finished_at, tasks.c.created_at) < cutoff)
         )
         with self.engine.connect() as conn:
             return [row[0] for row in conn.execute(query)]
@@ -248,7 +247,7 @@ class Store:
             for row in spilled_rows:
                 row = row if self.is_duckdb else _without_nul(row)
                 conn.execute(insert(tasks).values(**row).on_conflict_do_nothing(index_elements=["id"]))
-            ids = [r[0] for r in conn.execute(select(tasks.c.id).where(tasks.c.status.in_(ACTIVE_STATUSES)))]
+            ids = [r[0] for r in conn.execute(select(tasks.c.id).where(tasks.c.status.in_(ACTIVE)))]
             if not ids:
                 return []
             stored = dict(conn.execute(
