@@ -13,13 +13,13 @@ from tornado import web
 
 import nbtasklog.server
 from nbtasklog.filter import QUERY_PARAMS
-from nbtasklog.statuses import STATUSES
 from nbtasklog.server.handlers import (
     DURATION_PATTERN,
     TASK_ID_PATTERN,
     UnknownPathHandler,
     routes,
 )
+from nbtasklog.statuses import STATUSES
 
 from .conftest import assert_error, read_until, until
 from .test_rest import ARROW, ipc_stream, kernel_records, task_row
