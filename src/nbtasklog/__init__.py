@@ -80,6 +80,29 @@ def health() -> Health:
     return get_engine().health()
 
 
+def _show_tasks_as_log_viewers() -> None:
+    """In a notebook's kernel, a Task displays as its log viewer (nbtasklog.LogViewer), with its text form
+    for frontends without widgets. Registered with IPython here, at the top of the package, so that
+    the Task handle itself knows nothing of widgets; the widget module loads when one is first shown."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or getattr(shell, "kernel", None) is None:
+        return
+
+    def log_viewer(task: Task, include: Any = None, exclude: Any = None) -> Any:
+        from .widget import task_mimebundle
+
+        return task_mimebundle(task, include=include, exclude=exclude)
+
+    shell.display_formatter.mimebundle_formatter.for_type(Task, log_viewer)
+
+
+_show_tasks_as_log_viewers()
+
+
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
     """Where JupyterLab finds the sidebar (the prebuilt extension the wheel ships)."""
     return [{"src": "labextension", "dest": "nbtasklog"}]

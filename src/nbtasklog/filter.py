@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from .levels import LEVEL_VALUES, Level, levels_at_or_above, parse_level
-from .record import LogRecord, datetime_to_us, us_to_datetime, valid_text
+from .record import KEY_SEGMENT, LogRecord, datetime_to_us, us_to_datetime, valid_text
+from .store.schema import json_exists, json_text
 
-KEY_SEGMENT = re.compile(r"[A-Za-z0-9_\-]+")  # one metadata key; whole-string match only (fullmatch)
 MAX_LIMIT = 100_000
 
 
@@ -149,8 +148,6 @@ class LogFilter:
     def where(self, table: Any) -> list[Any]:
         """SQLAlchemy conditions on a `task_logs`-shaped table (task selection is the caller's)."""
         from sqlalchemy import func
-
-        from .store.schema import json_exists, json_text
 
         c = table.c
         conditions: list[Any] = []

@@ -73,6 +73,8 @@ def datetime_to_us(value: datetime) -> int:
 _ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=repr).encode
 _ENCODE_PLAIN = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
+# One metadata key a filter can name (a path joins them with "."); whole-string match only (fullmatch).
+KEY_SEGMENT = re.compile(r"[A-Za-z0-9_\-]+")
 REPLACEMENT = "\ufffd"  # what text no store can hold (a lone surrogate) becomes: Unicode's own marker
 _SURROGATE = re.compile("[\ud800-\udfff]")
 # Deeper than any real metadata, and far from the ~1,000 frames at which json.loads, repr and most

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
@@ -15,8 +15,6 @@ from .store.store import LOG_ARROW_SCHEMA, records_to_arrow
 
 if TYPE_CHECKING:
     import pandas
-
-    from .engine import Engine
 
 
 
@@ -34,10 +32,23 @@ class LogRecords(list[LogRecord]):
         return "\n".join(str(r) for r in self)
 
 
+class TaskEngine(Protocol):
+    """What a Task asks of the engine it came from (nbtasklog.Engine)."""
+
+    def task_info(self, task_id: str) -> dict[str, Any]: ...
+    def task_result(self, task_id: str) -> Any: ...
+    def wait(self, task_id: str, timeout: float | None = None) -> None: ...
+    def cancel(self, task_id: str) -> bool: ...
+    def logs(self, task_id: str, flt: Any = None, **filter: Any) -> LogRecords: ...
+    def follow(self, task_id: str, flt: Any = None, **filter: Any) -> Iterator[LogRecord]: ...
+    def stats(self, task_id: str) -> dict[str, Any]: ...
+    def delete_task(self, task_id: str) -> None: ...
+
+
 class Task:
     """A task, running here or stored: status, progress, logs, and the controls to wait for or cancel it."""
 
-    def __init__(self, engine: Engine, task_id: str) -> None:
+    def __init__(self, engine: TaskEngine, task_id: str) -> None:
         self._engine = engine
         self.id = task_id
 
@@ -149,12 +160,9 @@ class Task:
         return text
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        """In a notebook: the log viewer (nbtasklog.LogViewer); text/plain: status and last lines, no address."""
-        try:
-            from .widget import task_mimebundle
-        except ImportError:  # anywidget not installed: the text form alone
-            return {"text/plain": repr(self)}
-        return task_mimebundle(self)
+        """The text form: status and last lines, no address. In a notebook a task shows as its log viewer
+        (nbtasklog registers that display with IPython: the widget layer builds on this one)."""
+        return {"text/plain": task_text(self)}
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         """IPython's text form: the status line and the last lines of the log."""
@@ -177,3 +185,15 @@ def wait_until(predicate: Any, timeout: float | None, what: str) -> None:
             raise TimeoutError(f"{what} did not finish within {timeout} s")
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
+
+
+def task_text(task: Task) -> str:
+    """A task's plain-text form: the status line and its last lines, without a memory address."""
+    lines = [repr(task)]
+    try:
+        last = task.logs(order="desc", limit=5)
+    except Exception:
+        return lines[0]
+    for record in reversed(last):
+        lines.append(f"  {record.timestamp.strftime('%H:%M:%S.%f')[:-3]} {record.level:<7} [{record.source}] {record.message[:200]}")
+    return "\n".join(lines)

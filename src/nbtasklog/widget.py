@@ -35,6 +35,7 @@ from .engine import Engine, UnknownTaskError, get_engine
 from .filter import LogFilter, make_filter
 from .live import Subscription
 from .record import LogRecord
+from .task import Task, task_text
 from .wire import dumps, jsonable
 
 log = logging.getLogger("nbtasklog")
@@ -334,8 +335,6 @@ class LogViewer(_Base):
         super().__init__(engine=engine, kind="viewer", task_id=task_id, level=level, **kwargs)
 
     def __repr__(self) -> str:  # text/plain where widgets don't render (nbconvert, GitHub)
-        from .task import Task
-
         return task_text(Task(self._engine, self.task_id))
 
 
@@ -400,18 +399,6 @@ class SettingsPanel(_Base):
     def __repr__(self) -> str:
         settings = self._engine.settings.to_dict()
         return "nbtasklog settings: " + ", ".join(f"{key}={value}" for key, value in sorted(settings.items()))
-
-
-def task_text(task: Any) -> str:
-    """A task's plain-text form: the status line and its last lines, without a memory address."""
-    lines = [repr(task)]
-    try:
-        last = task.logs(order="desc", limit=5)
-    except Exception:
-        return lines[0]
-    for record in reversed(last):
-        lines.append(f"  {record.timestamp.strftime('%H:%M:%S.%f')[:-3]} {record.level:<7} [{record.source}] {record.message[:200]}")
-    return "\n".join(lines)
 
 
 def task_mimebundle(task: Any, **kwargs: Any) -> dict[str, Any]:

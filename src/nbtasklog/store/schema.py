@@ -23,7 +23,7 @@ from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.types import Boolean, UserDefinedType
 
-from ..filter import KEY_SEGMENT
+from ..record import KEY_SEGMENT
 
 metadata = MetaData()
 
