@@ -606,14 +606,14 @@ def test_errors_inside_a_command_map_to_exit_codes(cli_run, monkeypatch):
         session.engine()
         raise OperationalError("SELECT 1", {}, RuntimeError("IO Error: disk I/O error"))
 
-    monkeypatch.setattr(cli, "cmd_tasks", database_gone)
+    monkeypatch.setattr(cli.commands, "cmd_tasks", database_gone)
     code, _, err = cli_run("tasks")
     assert code == 4 and err == "nbtasklog: error: database unavailable: IO Error: disk I/O error\n"
 
     def bug(args, session):
         raise KeyError("oops")
 
-    monkeypatch.setattr(cli, "cmd_tasks", bug)
+    monkeypatch.setattr(cli.commands, "cmd_tasks", bug)
     code, _, err = cli_run("tasks")
     assert code == 1 and err.startswith("nbtasklog: error: unexpected KeyError: 'oops'") and "Traceback" not in err
 

@@ -1,0 +1,7 @@
+"""`python -m nbtasklog.cli`: the `nbtasklog` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
