@@ -3,6 +3,7 @@
  * (widget.py is the Python side); record batches come as a binary buffer of columnar JSON.
  */
 import type { FilterSpec } from './core/filter';
+import { dispatchStreamMessage, saveFile } from './core/protocol';
 import {
   recordsFromColumns,
   type ColumnBatch,
@@ -58,16 +59,7 @@ export class WidgetTransport implements ViewerTransport, TaskService {
     } else if (msg.type === 'stream') {
       const events = this.streams.get(msg.stream);
       if (!events) return;
-      switch (msg.event) {
-        case 'records':
-          if (buffers?.length) events.records(recordsFromColumns(decodeColumns(buffers[0])));
-          break;
-        case 'history_end': events.historyEnd(msg.cursor); break;
-        case 'status': events.status(msg.task); break;
-        case 'reset': events.reset(); break;
-        case 'end': events.end(msg.status); break;
-        case 'error': events.error(msg.message); break;
-      }
+      dispatchStreamMessage(msg.event, msg, events, () => (buffers?.length ? recordsFromColumns(decodeColumns(buffers[0])) : null));
     } else if (msg.type === 'task') {
       this.taskWatchers.forEach((w) => w.changed(msg.task));
     } else if (msg.type === 'deleted') {
@@ -109,12 +101,7 @@ export class WidgetTransport implements ViewerTransport, TaskService {
     const reply = await this.request<{ name: string; buffer: DataView }>('export', { task_id: taskId, filter: spec, format });
     const view = reply.buffer;
     const blob = new Blob([new Uint8Array(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength)], { type: format === 'csv' ? 'text/csv' : 'application/x-ndjson' });
-    const url = URL.createObjectURL(blob);
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = reply.name;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
+    saveFile(blob, reply.name);
   }
 
   listTasks(query: TaskQuery = {}): Promise<TaskPage> {

@@ -3,7 +3,8 @@
  * the `kind` trait says which view to mount. Every listener is tied to the view's AbortSignal.
  */
 import type { AnyModel, RenderProps } from '@anywidget/types';
-import { SettingsView, TaskListPanel } from './core/panels';
+import { SettingsView } from './core/settings-view';
+import { TaskListPanel } from './core/task-list';
 import { LogViewer } from './core/viewer';
 import { WidgetTransport, type WidgetModel } from './widget-transport';
 

@@ -1,6 +1,7 @@
 // The task list (live updates, start form from params_schema, cancel/delete) and the settings view (read-only).
 import { afterEach, describe, expect, it } from 'vitest';
-import { SettingsView, TaskListPanel } from '../src/core/panels';
+import { SettingsView } from '../src/core/settings-view';
+import { TaskListPanel } from '../src/core/task-list';
 import type { PluginInfo, SettingsInfo, TaskQuery, TaskService } from '../src/core/transport';
 import type { TaskInfo } from '../src/core/types';
 

@@ -1,4 +1,4 @@
-/** Small formatting helpers: local time, durations, a stable colour per source. */
+/** Small helpers: local time, durations, a stable colour per source, elements, buttons and the note line. */
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 
@@ -50,6 +50,22 @@ export function option(doc: Document, text: string, value: string): HTMLOptionEl
   o.textContent = text;
   o.value = value;
   return o;
+}
+
+/** A button named `label` that runs `action` until `signal` aborts. */
+export function button(doc: Document, text: string, label: string, action: () => void, signal: AbortSignal): HTMLButtonElement {
+  const b = el(doc, 'button', 'ntl-button', text);
+  b.type = 'button';
+  b.setAttribute('aria-label', label);
+  b.addEventListener('click', action, { signal });
+  return b;
+}
+
+/** A button of the viewer's toolbar: its name is its tooltip too (some show only an arrow). */
+export function toolButton(doc: Document, text: string, label: string, action: () => void, signal: AbortSignal): HTMLButtonElement {
+  const b = button(doc, text, label, action, signal);
+  b.title = label;
+  return b;
 }
 
 /** The text of a caught error, for a status note. */

@@ -5,5 +5,6 @@ export * from './records';
 export * from './transport';
 export * from './types';
 export { LogViewer, type ViewerOptions } from './viewer';
-export { TaskListPanel, SettingsView } from './panels';
+export { TaskListPanel } from './task-list';
+export { SettingsView } from './settings-view';
 export { VirtualRows } from './virtual';

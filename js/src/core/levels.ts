@@ -1,4 +1,4 @@
-/** The four levels (FR-012), as levels.py has them. */
+/** The four levels, as levels.py has them. */
 
 export const LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR'] as const;
 export type LevelName = (typeof LEVELS)[number];

@@ -6,7 +6,7 @@
  * so a count change (an append, a filter) costs O(tall rows), not O(count).
  * @tanstack/virtual-core 3.19 was dropped for this: its getMeasurements() walks every item from 0 on
  * each count change (getItemKey and its size cache per item), 34 ms per appended batch at 1,000,000
- * records, which held live append to 15–18 fps (bench/viewer, issue 4 §5).
+ * records, which held live append to 15–18 fps (measured by bench/viewer).
  * Rows are kept by key while they stay in range, so a row's DOM is reused rather than rebuilt on scroll;
  * a row that leaves the range is recycled for one that enters it (new text in the same elements).
  */

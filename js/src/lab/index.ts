@@ -7,7 +7,8 @@ import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/applica
 import { listIcon } from '@jupyterlab/ui-components';
 import type { Message } from '@lumino/messaging';
 import { Widget } from '@lumino/widgets';
-import { SettingsView, TaskListPanel } from '../core/panels';
+import { SettingsView } from '../core/settings-view';
+import { TaskListPanel } from '../core/task-list';
 import { LogViewer } from '../core/viewer';
 import { RestTransport } from './rest';
 

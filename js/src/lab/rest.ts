@@ -5,6 +5,7 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { makeFilter, type FilterSpec } from '../core/filter';
+import { dispatchStreamMessage, saveFile } from '../core/protocol';
 import { recordFromWire, type LogStream, type PluginInfo, type SettingsInfo, type StreamEvents, type TaskPage, type TaskQuery, type TaskService, type ViewerTransport } from '../core/transport';
 import type { TaskInfo, TaskStats } from '../core/types';
 
@@ -56,24 +57,11 @@ export class RestTransport implements ViewerTransport, TaskService {
       ws = this.socket(`tasks/${encodeURIComponent(taskId)}/logs/stream`, query);
       ws.onmessage = (event) => {
         const msg = JSON.parse(event.data as string);
-        switch (msg.type) {
-          case 'records':
-            cursor = msg.cursor;
-            events.records(msg.records.map(recordFromWire));
-            break;
-          case 'history_end': events.historyEnd(msg.cursor); break;
-          case 'status': events.status(msg.task); break;
-          case 'reset':
-            cursor = 0;
-            events.reset();
-            break;
-          case 'end':
-            ended = true;
-            events.end(msg.status);
-            break;
-          case 'error': events.error(msg.message); break;
-          // 'lagging': the server catches up from our cursor; RecordStore drops any repeat.
-        }
+        // The position a reconnect resumes from, and whether the stream ended (no reconnect then).
+        if (msg.type === 'records') cursor = msg.cursor;
+        else if (msg.type === 'reset') cursor = 0;
+        else if (msg.type === 'end') ended = true;
+        dispatchStreamMessage(msg.type, msg, events, () => msg.records.map(recordFromWire));
       };
       ws.onclose = (event) => {
         if (closed || ended) return;
@@ -113,13 +101,7 @@ export class RestTransport implements ViewerTransport, TaskService {
     const query = { ...makeFilter(spec).toParams(), format };
     const response = await ServerConnection.makeRequest(this.url(`tasks/${encodeURIComponent(taskId)}/logs/export`, query), { cache: 'no-cache' }, this.settings);
     if (!response.ok) throw new Error(`[nbtasklog] export failed: ${response.status} ${response.statusText}`);
-    const blob = await response.blob();
-    const url = URL.createObjectURL(blob);
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = `${taskId}.${format}`;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
+    saveFile(await response.blob(), `${taskId}.${format}`);
   }
 
   listTasks(query: TaskQuery = {}): Promise<TaskPage> {
