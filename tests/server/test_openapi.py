@@ -13,12 +13,9 @@ from tornado import web
 
 import nbtasklog.server
 from nbtasklog.filter import QUERY_PARAMS
-from nbtasklog.server.handlers import (
-    DURATION_PATTERN,
-    TASK_ID_PATTERN,
-    UnknownPathHandler,
-    routes,
-)
+from nbtasklog.server.rest import TASK_ID_PATTERN, UnknownPathHandler
+from nbtasklog.server.routes import routes
+from nbtasklog.server.task_handlers import DURATION_PATTERN
 from nbtasklog.statuses import STATUSES
 
 from .conftest import assert_error, read_until, until

@@ -10,8 +10,8 @@ import tornado.httpclient
 from authorizers import NoNbtasklog, NoSettingsWrite
 from tornado import web
 
-from nbtasklog.server.handlers import routes
-from nbtasklog.server.stream import _AuthorizedSocket
+from nbtasklog.server.routes import routes
+from nbtasklog.server.sockets import _AuthorizedSocket
 
 from .conftest import assert_error, read_until
 

@@ -12,7 +12,7 @@ Log stream protocol (JSON text messages):
 The socket closes with code 4404 for an unknown task and 4400 for a bad filter in the URL.
 
 The sockets of a task run in this process read its live records from one shared window
-(_LiveWindow); a task run elsewhere (a kernel's, ingested) gives each socket its own queue.
+(live_window.LiveWindow); a task run elsewhere (a kernel's, ingested) gives each socket its own queue.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections import deque
 from dataclasses import replace
 from http.client import responses
 from itertools import islice
@@ -35,235 +34,15 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..engine import UnknownTaskError
 from ..filter import FilterError, LogFilter, make_filter
-from ..levels import Level, levels_at_or_above
 from ..live import Subscription
-from ..record import LogRecord, new_tuple
 from ..runner import TaskState
 from ..wire import dumps, record_text
-from .app import Services
-from .handlers import allowed_methods, error_status, filter_from_query
+from .errors import INTERNAL_ERROR, allowed_methods, close_code, error_status
+from .live_window import PAGE, LiveWindow, SocketSubscription, records_message
+from .rest import filter_from_query
+from .services import Services
 
 STATUS_COALESCE = 0.1  # seconds: progress changes are sent at most this often per socket
-PAGE = 10_000  # records per message while a socket catches up (from the store or from the live window)
-
-
-class _SocketSubscription(Subscription):
-    """The live records of a task run elsewhere (ingested from a kernel), for one socket.
-
-    offer() runs in the ingesting thread: it filters, bounds the queue (a full one sets lagging) and
-    wakes the reader. The loop takes with timeout=0, so the Condition of Subscription is not needed:
-    deque append and popleft are atomic and only the loop pops.
-    """
-
-    def __init__(self, flt: LogFilter, max_queue: int, on_ready: Any) -> None:
-        super().__init__(flt, max_queue, on_ready)
-        self._match = None if flt.with_limit(None) == LogFilter() else flt.matches
-
-    def offer(self, record: Any) -> None:
-        if self.lagging or (self._match is not None and not self._match(record)):
-            return
-        queue = self._queue
-        if len(queue) >= self.max_queue:
-            self.lagging = True  # set before the clear: the reader that sees it re-reads from its cursor
-            queue.clear()
-            return
-        queue.append(record)
-        if len(queue) == 1:
-            self.on_ready()
-
-    def take(self, timeout: float | None = None) -> list[Any]:
-        pop = self._queue.popleft
-        try:
-            return [pop() for _ in range(len(self._queue))]
-        except IndexError:  # offer() cleared the queue meanwhile: lagging is set, the reader catches up
-            return []
-
-
-def _batch_filter(flt: LogFilter) -> Any:
-    """records (plain tuples) -> the matching ones; None when `flt` keeps everything.
-
-    A plain comprehension on level and source when that is all `flt` asks (r[3] is the level and
-    r[4] the source: LogRecord's fields by position).
-    """
-    if flt.with_limit(None) == LogFilter():
-        return None
-    if replace(flt, min_level=Level.DEBUG, sources=None, order="asc", limit=None) != LogFilter():
-        match = flt.matches
-        return lambda records: [r for r in records if match(new_tuple(LogRecord, r))]
-    levels, sources = frozenset(levels_at_or_above(flt.min_level)), flt.sources
-    if sources is None:
-        return lambda records: [r for r in records if r[3] in levels]
-    if flt.min_level <= Level.DEBUG:
-        return lambda records: [r for r in records if r[4] in sources]
-    return lambda records: [r for r in records if r[3] in levels and r[4] in sources]
-
-
-class _LiveWindow:
-    """The latest records of one task run in this process, shared by all of its sockets.
-
-    One subscriber per task whatever the number of sockets (issue 3 §7: ten sockets each with its own
-    queue cost the task's thread ten appends a record and the server's collector a walk over every
-    record they held). The task's thread appends each record, as a plain tuple (untracked by the
-    garbage collector at its first collection, unlike a LogRecord), to one bounded deque; every
-    stream_interval the event loop moves them to `records` (seqs first, first + 1, … end) and wakes the
-    sockets, each of which reads on from its own position. A record's JSON text is made at most once,
-    and a records message at most once per filter and range: sockets in step with the same filter
-    send the same encoded bytes. A socket more than `size` (stream_queue) records behind the newest
-    one fell behind: it is told so and catches up from the store. A loop held up so long that the
-    deque (half of `size`) overflows does not make sockets fall behind: the records it dropped are
-    read back from the store once, for all of them.
-    """
-
-    def __init__(self, services: Services, state: TaskState) -> None:
-        task_id = state.id
-        self.services, self.engine, self.task_id = services, services.engine, task_id
-        self.interval, self.size = services.stream_interval, services.stream_queue
-        self.readers: set[object] = set()
-        self.ticked = asyncio.Event()  # set and cleared at once on every tick: wakes every waiting socket
-        self.records: list[tuple[Any, ...]] = []
-        self.texts: list[str | None] = []  # JSON text of records[i], made when a socket first needs it
-        self._messages: dict[tuple[Any, int, int], tuple[bytes | None, int | None]] = {}
-        self._filters: dict[LogFilter, Any] = {}
-        # Half the window: a loop held up longer loses the oldest, which _tick reads back (the other half).
-        inbound: deque[tuple[Any, ...]] = deque(maxlen=max(1, self.size // 2))
-        append = inbound.append
-        self._inbound = inbound
-
-        def offer(record: Any, _plain: type = tuple) -> None:
-            append(_plain(record))
-
-        self.subscription = Subscription(LogFilter(), self.size)
-        self.subscription.offer = offer  # type: ignore[method-assign]
-        self.subscription.readers = self.readers  # type: ignore[attr-defined]  # how many sockets it stands for
-        self.engine.subscribe(task_id, self.subscription)
-        # Every record past the emitter's last seq, read after subscribing, reaches the deque.
-        self.end = state.emitter.last_seq
-        self.first = self.end + 1
-        self._ticker = asyncio.ensure_future(self._tick())
-
-    def close(self) -> None:
-        self._ticker.cancel()
-        self.engine.unsubscribe(self.task_id, self.subscription)
-
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)  # batching: at most one live message per interval per socket
-            items = self._take_inbound()
-            if items and self.end + 1 < items[0][1] <= self.end + 1 + self.size // 2:
-                items = await self._read_back(items)
-            if items:
-                self._append(items)
-            self._wake()
-
-    def _wake(self) -> None:
-        self.ticked.set()
-        self.ticked.clear()
-
-    async def _read_back(self, items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        """The records the deque dropped (the loop was held up), read back from the store once for every
-        socket rather than by each socket alone, followed by `items` and what comes meanwhile."""
-        end = self.end
-        count = items[0][1] - end - 1
-        engine, task_id = self.engine, self.task_id
-        reading = asyncio.ensure_future(self.services.run(
-            lambda: [tuple(r) for r in islice(engine.history(task_id, LogFilter(), end), count)]))
-        while not reading.done():  # the read may wait for a write in progress: keep the deque from overflowing
-            await asyncio.wait([reading], timeout=self.interval)
-            more = self._take_inbound()
-            if more and more[0][1] == items[-1][1] + 1 and count + len(items) + len(more) <= self.size:
-                items.extend(more)  # sockets at `end` stay within `size` of the newest: none falls behind
-            elif more:  # lost again, or more than the window: the sockets behind catch up alone
-                await asyncio.wait([reading])
-                return more
-            self._wake()  # status changes still go out
-        try:
-            missing = reading.result()
-        except Exception:  # the store is unavailable: the sockets behind find out as they catch up alone
-            return items
-        if len(missing) == count and missing[0][1] == end + 1 and missing[-1][1] == end + count:
-            return missing + items
-        return items  # not all there (never expected): the sockets fall behind and catch up alone
-
-    def _take_inbound(self) -> list[tuple[Any, ...]]:
-        """The records in the deque: a run of consecutive seqs (a full deque may drop records as we pop)."""
-        inbound = self._inbound
-        pop = inbound.popleft
-        items = [pop() for _ in range(len(inbound))]
-        if items and items[-1][1] - items[0][1] + 1 != len(items):
-            i = len(items) - 1
-            while i > 0 and items[i - 1][1] == items[i][1] - 1:
-                i -= 1
-            items = items[i:]
-        return items
-
-    def _append(self, items: list[tuple[Any, ...]]) -> None:
-        head, end, records, texts = items[0][1], self.end, self.records, self.texts
-        if head <= end:  # offered while we subscribed, already past the emitter's last seq we read
-            items = items[end + 1 - head:]
-            if not items:
-                return
-        elif head > end + 1:  # records end + 1 .. head - 1 are only in the store: the window starts over
-            records.clear()
-            texts.clear()
-            self.first = head
-        records.extend(items)
-        texts.extend([None] * len(items))
-        self.end = items[-1][1]
-        if len(records) > self.size + self.size // 2:  # trimmed in steps, not on every tick
-            drop = len(records) - self.size
-            del records[:drop], texts[:drop]
-            self.first += drop
-        self._messages.clear()
-
-    def take(self, flt: LogFilter, pos: int) -> tuple[bytes | None, int | None, int] | None:
-        """(records message or None, its cursor, new position) for up to PAGE records after seq `pos`;
-        None when the window no longer holds the records right after `pos` (the socket fell behind)."""
-        first = self.first
-        if pos + 1 < first:
-            return None
-        end = min(self.end, pos + PAGE)
-        if end <= pos:
-            return None, None, pos
-        key = (flt, pos, end)
-        made = self._messages.get(key)
-        if made is None:
-            keep = self._filters.get(flt, _batch_filter)
-            if keep is _batch_filter:
-                keep = self._filters[flt] = _batch_filter(flt)
-            i, j = pos + 1 - first, end + 1 - first
-            chunk = self.records[i:j] if keep is None else keep(self.records[i:j])
-            if chunk:
-                texts = self._texts_of(chunk, i, j) if keep is None else self._texts_of(chunk)
-                made = (_records_message(texts, chunk[-1][1]).encode(), chunk[-1][1])
-            else:
-                made = (None, None)
-            self._messages[key] = made
-        return made[0], made[1], end
-
-    def _texts_of(self, chunk: list[Any], i: int = 0, j: int = 0) -> list[str]:
-        texts, first = self.texts, self.first
-        if j:  # chunk is records[i:j]
-            part = texts[i:j]
-            if None not in part:
-                return part  # type: ignore[return-value]
-            for index, record in zip(range(i, j), chunk):
-                if texts[index] is None:
-                    texts[index] = record_text(record)
-            return texts[i:j]  # type: ignore[return-value]
-
-        def text(record: Any) -> str:
-            index = record[1] - first
-            made = texts[index]
-            if made is None:
-                made = texts[index] = record_text(record)
-            return made
-
-        return [text(r) for r in chunk]
-
-
-def _records_message(texts: Any, cursor: int) -> str:
-    """{"type": "records", "records": [...], "cursor": SEQ} from the records' JSON texts."""
-    return '{"type": "records", "records": [' + ", ".join(texts) + f'], "cursor": {cursor}}}'
 
 
 class _AuthorizedSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
@@ -295,7 +74,7 @@ class _AuthorizedSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
         if isinstance(error, web.HTTPError):
             message, reason = error.log_message or responses.get(status_code, "error"), error.reason
         else:
-            message, reason = "internal error in nbtasklog (see the server log)", None
+            message, reason = INTERNAL_ERROR, None
         if status_code == 405:  # RFC 9110: a 405 names the methods the path has
             self.set_header("Allow", ", ".join(allowed_methods(type(self))))
         if status_code == 426:  # RFC 6455: the versions the server speaks
@@ -368,14 +147,14 @@ class LogStreamHandler(_AuthorizedSocket):
             status, message = error_status(error)
             self.log.warning("nbtasklog: log stream of %s ended: %s", self.task_id, message)
             if self.ws_connection is not None:
-                self.close(4000 + status if status < 1000 else 4500, message[:120])
+                self.close(close_code(status), message[:120])
 
     async def _stream_window(self, flt: LogFilter, state: TaskState) -> int:
         """A task run in this process: history, then its shared live window, until it ended; returns the cursor."""
         services, task_id = self.services, self.task_id
         window = services.windows.get(task_id)
         if window is None:
-            window = services.windows[task_id] = _LiveWindow(services, state)
+            window = services.windows[task_id] = LiveWindow(services, state)
         reader = object()  # this run's place in the window (a filter change starts another run)
         window.readers.add(reader)
         key = replace(flt, after_seq=None)
@@ -406,7 +185,7 @@ class LogStreamHandler(_AuthorizedSocket):
                 del services.windows[task_id]
                 window.close()
 
-    async def _catch_up_window(self, window: _LiveWindow, flt: LogFilter, last: int) -> tuple[int, int]:
+    async def _catch_up_window(self, window: LiveWindow, flt: LogFilter, last: int) -> tuple[int, int]:
         """History after `last` that the window no longer holds, from the store; returns the new cursor
         and the window position to read on from (the window holds the rest, its texts shared)."""
         first = window.first  # records before it were emitted earlier: they are in the store or its buffer
@@ -416,13 +195,13 @@ class LogStreamHandler(_AuthorizedSocket):
     async def _stream_subscription(self, flt: LogFilter) -> int:
         """A task run elsewhere (a kernel's, ingested): history, then live records, until it ended."""
         engine = self.services.engine
-        subscription = _SocketSubscription(flt, self.services.stream_queue, on_ready=self._wake)
+        subscription = SocketSubscription(flt, self.services.stream_queue, on_ready=self._wake)
         self._swap_subscription(subscription)
         last = await self._catch_up(flt, flt.after_seq or 0)
         await self.send({"type": "history_end", "cursor": last})
         while True:
             finished = await self.services.run(engine.is_finished, self.task_id)
-            if not (finished or subscription._queue or subscription.lagging):
+            if not (finished or subscription.pending or subscription.lagging):
                 try:
                     await asyncio.wait_for(self.ready.wait(), timeout=0.5)
                 except asyncio.TimeoutError:
@@ -439,7 +218,7 @@ class LogStreamHandler(_AuthorizedSocket):
             fresh = [r for r in batch if r.seq > last]
             if fresh:
                 last = fresh[-1].seq
-                await self.write_message(_records_message(map(record_text, fresh), last))
+                await self.write_message(records_message(map(record_text, fresh), last))
             if finished and not batch:
                 return last
 
@@ -451,7 +230,7 @@ class LogStreamHandler(_AuthorizedSocket):
             if not page:
                 return last
             last = page[-1].seq
-            await self.write_message(_records_message(map(record_text, page), last))
+            await self.write_message(records_message(map(record_text, page), last))
             if len(page) < PAGE:
                 return last
 
