@@ -19,31 +19,33 @@ import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from . import belief, capture
+from .errors import TaskActiveError, UnknownTaskError  # noqa: F401  (raised here; also imported from here)
 from .filter import LogFilter, make_filter
 from .levels import parse_level
+from .control import LEASE, Control, LocalControl, ServerControl
 from .live import LiveReaders, Subscription
 from .logger import DEFAULT_MAX_MESSAGE_BYTES, TaskEmitter, repair_record
-from .plugins import Registry, UnknownPluginError, as_callable, plugin_name
+from .plugins import Registry, as_callable, plugin_name
 from .plugins import registry as default_registry
 from .record import LogRecord, valid_text
 from .redact import Redactor
-from .remote import RemoteStore, ServerConnection, ServerError, discover_server
+from .remote import RemoteStore, ServerConnection, discover_server
 from .runner import Runner, TaskState, new_task_id, utcnow
 from .settings import Settings, SettingsManager
 from .statuses import ACTIVE, ENDED, STATUSES
 from .store.buffer import ROW_GROUP, Health, WriteBuffer
+from .store.interface import LogStore
 from .store.store import Store, sql_to_pandas
-from .task import LogRecords, Task, wait_until
+from .task import LogRecords, Task
 
 log = logging.getLogger("nbtasklog")
 
 PAGE = 10_000  # records per history page when a reader walks a whole log
-LEASE = 60.0  # seconds an ingested task may stay silent before it is marked INTERRUPTED
 MAX_PLUGIN_NAME = 255  # the tasks.plugin column's width
 
 
@@ -70,19 +72,6 @@ def _valid_row(row: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("plugin"), str):
         out["plugin"] = out["plugin"][:MAX_PLUGIN_NAME]
     return out
-
-
-class UnknownTaskError(LookupError):
-    def __init__(self, task_id: str) -> None:
-        self.task_id = task_id
-        super().__init__(f"unknown task {task_id!r}")
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-class TaskActiveError(RuntimeError):
-    """The operation needs a finished task (delete a running one? cancel it first)."""
 
 
 def default_database() -> str:
@@ -129,7 +118,7 @@ class Engine:
         self,
         url: str | os.PathLike[str] | None = None,
         *,
-        store: Store | RemoteStore | None = None,
+        store: LogStore | None = None,
         flush_interval: float = 2.0,
         flush_size: int = ROW_GROUP,
         buffer_cap: int = 500_000,
@@ -146,14 +135,23 @@ class Engine:
     ) -> None:
         # First: a broken pattern raises before anything is opened or started.
         self.redactor = Redactor(redact_patterns, redact_keys, defaults=redact_defaults)
-        self.store = store if store is not None else Store(url if url is not None else default_database())
-        # Remote: a Jupyter server owns the database; this process runs only the tasks defined in it.
-        self.remote = isinstance(self.store, RemoteStore)
+        if store is None:
+            store = Store(url if url is not None else default_database())
+        self.store: LogStore = store
         self.registry = registry or default_registry
         self.max_message_bytes = max_message_bytes
+        # What differs when a Jupyter server owns the database (this process then runs only the tasks
+        # defined in it) from owning it: one place, so that no method here asks which it is.
+        self.control: Control
+        if isinstance(store, RemoteStore):
+            self.control = ServerControl(self, store)
+        elif isinstance(store, Store):
+            self.control = LocalControl(self, store)
+        else:
+            raise TypeError(f"store must be a Store or a RemoteStore, not {type(store).__name__}")
         self.settings_manager = SettingsManager(
-            persist=self.store.write_settings if self.remote else self.buffer_settings,
-            track_local_changes=not self.remote,
+            persist=self.control.persist_settings,
+            track_local_changes=self.control.tracks_local_settings,
         )
         self.buffer = WriteBuffer(
             self.store,
@@ -180,16 +178,14 @@ class Engine:
         threading.Thread(target=self._maintain, name="nbtasklog-maintenance", daemon=True).start()
         _register_exit(self, handle_signals)
 
-    def buffer_settings(self, values: dict[str, str]) -> None:
-        self.buffer.put_settings(values)
+    @property
+    def remote(self) -> bool:
+        """True when a Jupyter server owns the database (this is a kernel it started, or the CLI)."""
+        return isinstance(self.control, ServerControl)
 
     # ---- start-up ---------------------------------------------------------------------------
     def _on_first_connect(self) -> None:
-        interrupted: list[str] = []
-        if not self.remote:  # a server marks its own tasks at its start
-            # Tasks left active in the database or in tasks.json, counted with their spilled records.
-            spilled_rows, spilled_last_seqs = self.buffer.left_active()
-            interrupted = self.store.mark_interrupted(utcnow(), spilled_last_seqs, spilled_rows)
+        interrupted = self.control.on_connect()
         if interrupted:
             log.warning("nbtasklog: %d task(s) were running when their process ended; marked INTERRUPTED", len(interrupted))
         self.settings_manager.load(self.store.load_settings())
@@ -216,8 +212,9 @@ class Engine:
         the task_log_level setting for this task.
         """
         self._check_open()
-        if self.remote and isinstance(plugin, str) and not self.registry.is_runtime(plugin):
-            return self._submit_to_server(plugin, params, log_level)
+        submitted = self.control.submit(plugin, params, parse_level(log_level).name if log_level is not None else None)
+        if submitted is not None:  # a Jupyter server runs it
+            return Task(self, submitted)
         if isinstance(plugin, str):
             name, target = plugin, self.registry.get(plugin)
         else:
@@ -251,31 +248,9 @@ class Engine:
         return Task(self, task_id)
 
     def plugins(self) -> list[dict[str, Any]]:
-        """What a task can be started with here: name, description, params_schema and `runs_in`.
-
-        Embedded, every registered plugin runs in this process ("local"). In a kernel with a server,
-        the server's plugins run there ("server"), and those registered in this process with
-        register() run here ("local", also when the server has one of that name: run_task picks it).
-        """
-        local = [dict(p, runs_in="local") for p in self.registry.describe()]
-        if not self.remote:
-            return local
-        mine = {p["name"]: p for p in local if self.registry.is_runtime(p["name"])}
-        served = [dict(p, runs_in="server") for p in self.store.plugins() if p["name"] not in mine]  # type: ignore[union-attr]
-        return sorted([*served, *mine.values()], key=lambda p: p["name"])
-
-    def _submit_to_server(self, plugin: str, params: Any, log_level: object) -> Task:
-        """A registered plugin runs in the server process, which owns the store."""
-        level = parse_level(log_level).name if log_level is not None else None
-        try:
-            row = self.store.submit(plugin, params if params is not None else {}, level)  # type: ignore[union-attr]
-        except ServerError as error:
-            if error.status == 404:
-                raise UnknownPluginError(plugin, [p["name"] for p in self.store.plugins()]) from None  # type: ignore[union-attr]
-            if error.status == 400:
-                raise ValueError(str(error)) from None
-            raise
-        return Task(self, row["id"])
+        """What a task can be started with here: name, description, params_schema and `runs_in`
+        ("local": this process; "server": the Jupyter server that owns the database)."""
+        return self.control.plugins()
 
     def _task_changed(self, state: TaskState) -> None:
         with self._row_lock:  # two threads' changes (a cancel, the end) must not put an older row last
@@ -283,9 +258,10 @@ class Engine:
             self.buffer.put_task(row)
         if state.status not in ACTIVE:
             self._live.detach(state.id)
-        self._notify(dict(row, params=state.params))
+        self.notify(dict(row, params=state.params))
 
-    def _notify(self, row: dict[str, Any]) -> None:
+    def notify(self, row: dict[str, Any]) -> None:
+        """Tell the task listeners (on_task_change) that a task was created, changed or deleted."""
         for listener in list(self._task_listeners):
             try:
                 listener(row)
@@ -355,7 +331,7 @@ class Engine:
                 lease.final = max(int(row.get("record_count") or 0), lease.last_seq)
             self.buffer.put_task(row)
             params = row.get("params")
-            self._notify(dict(row, params=json.loads(params) if isinstance(params, str) else params))
+            self.notify(dict(row, params=json.loads(params) if isinstance(params, str) else params))
         if lease.final is not None and lease.last_seq >= lease.final:
             self._leases.pop(task_id, None)  # ended, and every record is in
 
@@ -471,42 +447,7 @@ class Engine:
             if not state.done.wait(timeout):
                 raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
             return
-        if self.remote:
-            self._wait_remote(task_id, timeout)
-            return
-        wait_until(lambda: self.is_finished(task_id), timeout, f"task {task_id}")
-
-    def _wait_remote(self, task_id: str, timeout: float | None) -> None:
-        """A server's task ends when its task-list WebSocket says so (no polling); the task is read once
-        each time the socket opens, in case it ended meanwhile. If the socket gives up (refused, or
-        no server for a minute), the task's row is polled instead, which says what is wrong."""
-        ended = threading.Event()
-
-        def on_change(row: dict[str, Any]) -> None:
-            if row["id"] == task_id and (row.get("deleted") or row["status"] not in ACTIVE):
-                ended.set()
-
-        def on_connect() -> None:
-            try:
-                if self.is_finished(task_id):
-                    ended.set()
-            except UnknownTaskError:  # deleted meanwhile: the caller's next read says so
-                ended.set()
-
-        if self.is_finished(task_id):  # a finished task answers at once; an unknown one raises
-            return
-        deadline = None if timeout is None else time.monotonic() + timeout
-        watch = self.store.watch_tasks(on_change, on_connect)  # type: ignore[union-attr]
-        try:
-            while not ended.wait(0.25):
-                left = None if deadline is None else deadline - time.monotonic()
-                if watch.failed:
-                    wait_until(lambda: self.is_finished(task_id), left, f"task {task_id}")
-                    return
-                if left is not None and left <= 0:
-                    raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
-        finally:
-            watch.close()
+        self.control.wait(task_id, timeout)
 
     def cancel(self, task_id: str) -> bool:
         state = self.runner.get(task_id)
@@ -514,9 +455,7 @@ class Engine:
             info = self.task_info(task_id)
             if info["status"] not in ACTIVE:
                 return False
-            if self.remote:
-                return self.store.cancel(task_id)  # type: ignore[union-attr]
-            raise TaskActiveError(f"task {task_id} runs in another process; cancel it there")
+            return self.control.cancel(task_id)
         if state.status not in ACTIVE:
             return False
         self.runner.cancel(state)
@@ -527,9 +466,10 @@ class Engine:
         info = self.task_info(task_id)
         if info["status"] in ACTIVE:
             raise TaskActiveError(f"task {task_id} is {info['status']}; cancel it and wait before deleting it")
-        self._delete([task_id])
+        self.delete_tasks([task_id])
 
-    def _delete(self, task_ids: list[str]) -> None:
+    def delete_tasks(self, task_ids: list[str]) -> None:
+        """Delete tasks (finished ones: the callers check) and all their logs, buffered ones included."""
         with self.buffer.reading():
             if not self.buffer.flush():
                 raise RuntimeError(f"cannot delete while the database is unavailable: {self.buffer.health().last_error}")
@@ -537,34 +477,23 @@ class Engine:
             for task_id in task_ids:
                 self.runner.forget(task_id)
         for task_id in task_ids:
-            self._notify({"id": task_id, "deleted": True})
+            self.notify({"id": task_id, "deleted": True})
 
     def cleanup(self, older_than: timedelta | str) -> list[str]:
         """Delete finished tasks (and their logs) that ended more than `older_than` ago; returns their ids."""
-        cutoff = datetime.now(timezone.utc) - parse_duration(older_than)
-        if self.remote:
-            return self.store.cleanup(f"{parse_duration(older_than).total_seconds()}s")  # type: ignore[union-attr]
-        self.buffer.flush()
-        ids = [i for i in self.store.finished_before(cutoff) if not (self.runner.get(i) and self.runner.get(i).status in ACTIVE)]
+        ids = self.control.cleanup(parse_duration(older_than))
         if ids:
-            self._delete(ids)
             log.info("nbtasklog: retention removed %d task(s) older than %s", len(ids), older_than)
         return ids
 
     def _maintain(self) -> None:
-        """Once a second: follow the server's settings (remote), renew leases of this process's
-        tasks (remote), expire ingested tasks whose process went silent, run retention when due."""
+        """Once a second: what the control keeps up (a server's settings, the leases of this process's
+        tasks on it), expire ingested tasks whose process went silent, run retention when due."""
         next_cleanup = time.monotonic() + self._cleanup_interval
-        next_lease = 0.0
         while not self._maintenance_stop.wait(1.0):
             now = time.monotonic()
             try:
-                if self.remote:
-                    self.settings_manager.load(self.store.load_settings())
-                    if now >= next_lease:
-                        next_lease = now + LEASE / 4
-                        for state in self.runner.active():
-                            self.buffer.put_task(state.row())
+                self.control.maintain(now)
                 self._expire_external(now)
                 if self.retention is not None and now >= next_cleanup:
                     next_cleanup = now + self._cleanup_interval
@@ -587,7 +516,7 @@ class Engine:
                                error=f"the process running this task stopped answering for {LEASE:.0f} s")
                     row["params"] = json.dumps(row["params"], ensure_ascii=False)
                     self.buffer.put_task(row)
-                    self._notify(dict(row, params=json.loads(row["params"])))
+                    self.notify(dict(row, params=json.loads(row["params"])))
 
     # ---- logs -------------------------------------------------------------------------------
     def logs(self, task_id: str, flt: LogFilter | None = None, **filter: Any) -> LogRecords:
@@ -679,9 +608,7 @@ class Engine:
         stream, and the task's status changes reach `on_task_change` listeners.
         """
         self._live.add(task_id, subscription)
-        if self.remote and self.runner.get(task_id) is None:
-            subscription.remote = self.store.stream(  # type: ignore[union-attr]
-                task_id, subscription, on_status=self._notify)
+        subscription.remote = self.control.stream(task_id, subscription)
         return subscription
 
     def unsubscribe(self, task_id: str, subscription: Subscription) -> None:
@@ -740,25 +667,8 @@ class Engine:
         return table if arrow else sql_to_pandas(table)
 
     def health(self) -> Health:
-        """The way to the database: this process's buffer, and in a kernel or the CLI the server's too
-        (its database being down makes the whole way unavailable, whatever this process's buffer says)."""
-        own = self.buffer.health()
-        if not self.remote:
-            return own
-        try:
-            server = self.store.connection.get_json("health")  # type: ignore[union-attr]
-        except Exception as error:  # unreachable, or an error answer
-            return replace(own, database_available=False,
-                           last_error="; ".join(e for e in (own.last_error, f"server: {error}") if e))
-        errors = [own.last_error, server.get("last_error") and f"server: {server['last_error']}"]
-        return replace(
-            own,
-            pending=own.pending + int(server.get("pending") or 0),
-            spilled=own.spilled + int(server.get("spilled") or 0),
-            last_error="; ".join(e for e in errors if e) or None,
-            database_available=own.database_available and bool(server.get("database_available")),
-            server=server,
-        )
+        """The way to the database: this process's buffer, and in a kernel or the CLI the server's too."""
+        return self.control.health(self.buffer.health())
 
     def flush(self) -> bool:
         """Write everything buffered now; True when nothing is left waiting."""

@@ -23,7 +23,6 @@ import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -186,7 +185,7 @@ def _shrunk(table: pa.Table, max_bytes: int) -> pa.Table:
 class RemoteStore:
     """The Store interface over a server's REST API (see store/store.py for what each method means)."""
 
-    is_duckdb = False
+    gil_bound_writes = False  # its writes are HTTP requests, which let the GIL go while they wait
 
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
@@ -242,7 +241,9 @@ class RemoteStore:
             raise ValueError(str(error)) from None
 
     def write(self, task_rows: Iterable[Mapping[str, Any]] = (), batch: pa.Table | None = None,
-              settings: Mapping[str, str] | None = None) -> None:
+              settings: Mapping[str, str] | None = None, *, only_new: bool = False) -> None:
+        """Ship task rows and records to the server's ingest (`only_new` needs nothing here: the server
+        answers records it has already as duplicates)."""
         if settings:
             self.connection.send_json("PUT", "settings", dict(settings))
         rows = [task_row_to_wire(row) for row in task_rows]
@@ -356,10 +357,6 @@ class RemoteStore:
 
     def cleanup(self, older_than: str) -> list[str]:
         return self.connection.send_json("POST", "cleanup", {"older_than": older_than})["deleted"]
-
-    def mark_interrupted(self, now: datetime) -> list[str]:
-        """The server marks its own tasks at its start; a client has nothing to mark."""
-        return []
 
     def load_settings(self) -> dict[str, str]:
         values = self.connection.get_json("settings")

@@ -18,8 +18,6 @@ and the task list come over the server's WebSockets (RemoteStore.stream, RemoteS
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import threading
@@ -35,8 +33,9 @@ from .engine import Engine, UnknownTaskError, get_engine
 from .filter import LogFilter, make_filter
 from .live import Subscription
 from .record import LogRecord
+from .server.export import EXPORT_WRITERS, log_pages
 from .task import Task, task_text
-from .wire import dumps, jsonable
+from .wire import jsonable
 
 log = logging.getLogger("nbtasklog")
 
@@ -274,19 +273,17 @@ class _Base(anywidget.AnyWidget):
         return self._engine.stats(task_id)
 
     def _export(self, task_id: str, filter: Any = None, format: str = "jsonl") -> tuple[dict[str, Any], list[bytes]]:
-        records = self._engine.logs(task_id, filter_from_spec(filter))
-        if format == "jsonl":
-            data = "".join(dumps(r.to_dict()) + "\n" for r in records)
-        elif format == "csv":
-            out = io.StringIO()
-            writer = csv.writer(out)
-            writer.writerow(["task_id", "seq", "timestamp", "level", "source", "message", "metadata"])
-            for r in records:
-                writer.writerow([r.task_id, r.seq, r.timestamp.isoformat(), r.level, r.source, r.message, r.metadata_json or ""])
-            data = out.getvalue()
-        else:
+        """The filtered log as one download: the REST export's writers and paging, so the same bytes."""
+        flt = filter_from_spec(filter)
+        if format not in ("jsonl", "csv"):
             raise ValueError("format must be jsonl or csv")
-        return {"name": f"{task_id}.{format}", "count": len(records)}, [data.encode("utf-8", "surrogatepass")]
+        writer = EXPORT_WRITERS[format]()
+        chunks, count = [], 0
+        for records in log_pages(lambda page: self._engine.logs(task_id, page), flt):
+            chunks.append(writer.page(records))
+            count += len(records)
+        chunks.append(writer.close())
+        return {"name": f"{task_id}.{format}", "count": count}, [b"".join(chunks)]
 
     def _tasks(self, status: str | None = None, plugin: str | None = None, before: str | None = None,
                limit: int = 100) -> dict[str, Any]:
@@ -307,12 +304,7 @@ class _Base(anywidget.AnyWidget):
 
     def _writable(self) -> bool:
         """An embedded store belongs to this process; a server decides for its users."""
-        if not self._engine.remote:
-            return True
-        try:
-            return bool(self._engine.store.connection.get_json("settings").get("writable"))
-        except Exception:
-            return False
+        return self._engine.control.settings_writable()
 
     def _settings(self) -> dict[str, Any]:
         return dict(self._engine.settings.to_dict(), writable=self._writable())
@@ -344,14 +336,9 @@ class TaskList(_Base):
     def __init__(self, *, engine: Engine | None = None, **kwargs: Any) -> None:
         super().__init__(engine=engine, kind="tasks", **kwargs)
         self._seen: dict[str, tuple[Any, ...]] = {}
-        if self._engine.remote:
-            # The server hears every task (its own, and this kernel's through ingest): its task-list
-            # WebSocket says what changes; each (re)connection re-reads the list first, so nothing
-            # missed while the server was away stays missing.
-            watch = self._engine.store.watch_tasks(self._changed, on_connect=self.poll_once)  # type: ignore[union-attr]
-            self._unlisten = watch.close
-        else:
-            self._unlisten = self._engine.on_task_change(self._changed)
+        # Each (re)connection to a server re-reads the list first, so that nothing missed while the
+        # server was away stays missing.
+        self._unlisten = self._engine.control.watch_tasks(self._changed, on_connect=self.poll_once).close
 
     def poll_once(self) -> None:
         """Send the rows that changed since the last look, and the ids that are gone."""

@@ -36,7 +36,8 @@ import pyarrow.compute as pc
 from ..record import LogRecord
 from ..statuses import ACTIVE
 from ..wire import task_row_from_wire, task_row_to_wire
-from .store import LOG_ARROW_SCHEMA, Store, arrow_to_records, records_to_arrow
+from .interface import LogStore
+from .store import LOG_ARROW_SCHEMA, arrow_to_records, records_to_arrow
 
 log = logging.getLogger("nbtasklog.buffer")
 
@@ -137,7 +138,7 @@ class Health:
 class WriteBuffer:
     def __init__(
         self,
-        store: Store,
+        store: LogStore,
         spill_dir: Path,
         flush_interval: float = 2.0,
         flush_size: int = ROW_GROUP,
@@ -277,8 +278,8 @@ class WriteBuffer:
                     self._skip_unreadable(batch, error)
                     continue
             try:
-                with _write_turns if self.store.is_duckdb else nullcontext():
-                    self._write(tasks.values(), table, settings, only_new=batch is not None and batch.maybe_written)
+                with _write_turns if self.store.gil_bound_writes else nullcontext():
+                    self.store.write(tasks.values(), table, settings, only_new=batch is not None and batch.maybe_written)
             except Exception as error:  # any failure: keep everything, retry later
                 if batch is not None:
                     batch.maybe_written = True  # the error may have come after the commit
@@ -302,12 +303,6 @@ class WriteBuffer:
             if DATABASE in self._errors and not self._batches:
                 log.warning("nbtasklog: database available again; every waiting record was written")
                 del self._errors[DATABASE]
-
-    def _write(self, tasks: Any, table: pa.Table | None, settings: dict[str, str], only_new: bool) -> None:
-        if only_new and isinstance(self.store, Store):
-            self.store.write(tasks, table, settings, only_new=True)
-        else:  # a RemoteStore ships batches to a server's ingest, which takes them as they come
-            self.store.write(tasks, table, settings)
 
     def _report(self, kind: str, text: str) -> bool:
         """Set one of the errors health() reports; True when that kind was not reported before."""

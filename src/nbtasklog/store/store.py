@@ -94,6 +94,8 @@ class Store:
             # The schema needs sequences and the filters JSON paths; these two have both.
             raise ValueError(f"nbtasklog stores logs in DuckDB (the default) or PostgreSQL, not {backend!r}")
         self.is_duckdb = backend == "duckdb"
+        # DuckDB's Python client takes the GIL between the steps of a query (to check for Ctrl-C).
+        self.gil_bound_writes = self.is_duckdb
         self._engine: Engine | None = None
         self._open_lock = threading.Lock()
         self._closed = False

@@ -1,0 +1,269 @@
+"""How an engine reaches the tasks and settings its own process does not run: through its own database
+(LocalControl), or through the Jupyter server that owns the database (ServerControl)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Protocol
+
+from .errors import TaskActiveError, UnknownTaskError
+from .live import Subscription
+from .plugins import UnknownPluginError
+from .remote import RemoteStore, ServerError
+from .runner import utcnow
+from .statuses import ACTIVE
+from .store.buffer import Health
+from .store.store import Store
+from .task import wait_until
+
+LEASE = 60.0  # seconds an ingested task may stay silent before it is marked INTERRUPTED
+
+
+class EngineSide(Protocol):
+    """What a control uses of its engine (nbtasklog.Engine)."""
+
+    buffer: Any
+    store: Any
+    runner: Any
+    registry: Any
+    settings_manager: Any
+
+    def is_finished(self, task_id: str) -> bool: ...
+    def on_task_change(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], Any]: ...
+    def delete_tasks(self, task_ids: list[str]) -> None: ...
+    def notify(self, row: dict[str, Any]) -> None: ...
+
+
+class Watch(Protocol):
+    """A running watch of the task list; close() ends it, `failed` says why it gave up (or None)."""
+
+    failed: str | None
+
+    def close(self) -> None: ...
+
+
+class Control(Protocol):
+    """What differs between an engine that owns its database and one in a kernel or the CLI whose
+    database a Jupyter server owns."""
+
+    tracks_local_settings: bool  # settings changed by this process are this process's to persist
+
+    def persist_settings(self, values: dict[str, str]) -> None: ...
+    def on_connect(self) -> list[str]: ...
+    def plugins(self) -> list[dict[str, Any]]: ...
+    def submit(self, plugin: Any, params: Any, log_level: str | None) -> str | None: ...
+    def wait(self, task_id: str, timeout: float | None) -> None: ...
+    def cancel(self, task_id: str) -> bool: ...
+    def cleanup(self, older_than: timedelta) -> list[str]: ...
+    def maintain(self, now: float) -> None: ...
+    def stream(self, task_id: str, subscription: Subscription) -> Any: ...
+    def watch_tasks(self, on_change: Callable[[dict[str, Any]], None],
+                    on_connect: Callable[[], None] | None = None) -> Watch: ...
+    def health(self, own: Health) -> Health: ...
+    def settings_writable(self) -> bool: ...
+    def where(self) -> str: ...
+
+
+class LocalControl:
+    """This process owns the database: tasks run here or ran in a process that is gone."""
+
+    tracks_local_settings = True
+
+    def __init__(self, engine: EngineSide, store: Store) -> None:
+        self.engine = engine
+        self.store = store
+
+    def persist_settings(self, values: dict[str, str]) -> None:
+        self.engine.buffer.put_settings(values)
+
+    def on_connect(self) -> list[str]:
+        """Tasks left active in the database or in tasks.json by a dead process become INTERRUPTED,
+        counted with their spilled records."""
+        spilled_rows, spilled_last_seqs = self.engine.buffer.left_active()
+        return self.store.mark_interrupted(utcnow(), spilled_last_seqs, spilled_rows)
+
+    def plugins(self) -> list[dict[str, Any]]:
+        return [dict(p, runs_in="local") for p in self.engine.registry.describe()]
+
+    def submit(self, plugin: Any, params: Any, log_level: str | None) -> str | None:
+        return None  # every plugin runs in this process
+
+    def wait(self, task_id: str, timeout: float | None) -> None:
+        wait_until(lambda: self.engine.is_finished(task_id), timeout, f"task {task_id}")
+
+    def cancel(self, task_id: str) -> bool:
+        raise TaskActiveError(f"task {task_id} runs in another process; cancel it there")
+
+    def cleanup(self, older_than: timedelta) -> list[str]:
+        engine = self.engine
+        engine.buffer.flush()
+        cutoff = datetime.now(timezone.utc) - older_than
+        ids = [i for i in self.store.finished_before(cutoff)
+               if not ((state := engine.runner.get(i)) and state.status in ACTIVE)]
+        if ids:
+            engine.delete_tasks(ids)
+        return ids
+
+    def maintain(self, now: float) -> None:
+        pass
+
+    def stream(self, task_id: str, subscription: Subscription) -> Any:
+        return None  # records of the tasks of this store are emitted or ingested here
+
+    def watch_tasks(self, on_change: Callable[[dict[str, Any]], None],
+                    on_connect: Callable[[], None] | None = None) -> Watch:
+        return _Listening(self.engine.on_task_change(on_change))
+
+    def health(self, own: Health) -> Health:
+        return own
+
+    def settings_writable(self) -> bool:
+        return True  # an embedded store belongs to this process
+
+    def where(self) -> str:
+        url = self.store.url
+        if url.get_backend_name() == "duckdb" and url.database:
+            return url.database
+        return url.render_as_string(hide_password=True)
+
+
+class _Listening:
+    """A watch of this process's own task changes (an engine listener), closable like a socket's."""
+
+    failed: str | None = None
+
+    def __init__(self, unsubscribe: Callable[[], Any]) -> None:
+        self.close = unsubscribe  # type: ignore[method-assign]
+
+
+class ServerControl:
+    """A Jupyter server owns the database (this is a kernel it started, or the CLI): registered plugins
+    run there, its task-list and log WebSockets say what happens, its settings are the settings."""
+
+    tracks_local_settings = False
+
+    def __init__(self, engine: EngineSide, store: RemoteStore) -> None:
+        self.engine = engine
+        self.server = store
+        self._next_lease = 0.0
+
+    def persist_settings(self, values: dict[str, str]) -> None:
+        self.server.write_settings(values)  # an admin's change must not wait for a flush
+
+    def on_connect(self) -> list[str]:
+        return []  # the server marks its own tasks at its start
+
+    def plugins(self) -> list[dict[str, Any]]:
+        """The server's plugins (they run there), and those registered in this process with register()
+        (they run here, also when the server has one of that name: run_task picks it)."""
+        registry = self.engine.registry
+        mine = {p["name"]: dict(p, runs_in="local") for p in registry.describe() if registry.is_runtime(p["name"])}
+        served = [dict(p, runs_in="server") for p in self.server.plugins() if p["name"] not in mine]
+        return sorted([*served, *mine.values()], key=lambda p: p["name"])
+
+    def submit(self, plugin: Any, params: Any, log_level: str | None) -> str | None:
+        """A registered plugin runs in the server process, which owns the store: the new task's id."""
+        if not isinstance(plugin, str) or self.engine.registry.is_runtime(plugin):
+            return None
+        try:
+            return self.server.submit(plugin, params if params is not None else {}, log_level)["id"]
+        except ServerError as error:
+            if error.status == 404:
+                raise UnknownPluginError(plugin, [p["name"] for p in self.server.plugins()]) from None
+            if error.status == 400:
+                raise ValueError(str(error)) from None
+            raise
+
+    def wait(self, task_id: str, timeout: float | None) -> None:
+        """A server's task ends when its task-list WebSocket says so (no polling); the task is read once
+        each time the socket opens, in case it ended meanwhile. If the socket gives up (refused, or
+        no server for a minute), the task's row is polled instead, which says what is wrong."""
+        engine = self.engine
+        ended = threading.Event()
+
+        def on_change(row: dict[str, Any]) -> None:
+            if row["id"] == task_id and (row.get("deleted") or row["status"] not in ACTIVE):
+                ended.set()
+
+        def on_connect() -> None:
+            try:
+                if engine.is_finished(task_id):
+                    ended.set()
+            except UnknownTaskError:  # deleted meanwhile: the caller's next read says so
+                ended.set()
+
+        if engine.is_finished(task_id):  # a finished task answers at once; an unknown one raises
+            return
+        deadline = None if timeout is None else time.monotonic() + timeout
+        watch = self.watch_tasks(on_change, on_connect)
+        try:
+            while not ended.wait(0.25):
+                left = None if deadline is None else deadline - time.monotonic()
+                if watch.failed:
+                    wait_until(lambda: engine.is_finished(task_id), left, f"task {task_id}")
+                    return
+                if left is not None and left <= 0:
+                    raise TimeoutError(f"task {task_id} did not finish within {timeout} s")
+        finally:
+            watch.close()
+
+    def cancel(self, task_id: str) -> bool:
+        return self.server.cancel(task_id)
+
+    def cleanup(self, older_than: timedelta) -> list[str]:
+        return self.server.cleanup(f"{older_than.total_seconds()}s")
+
+    def maintain(self, now: float) -> None:
+        """Follow the server's settings; renew the leases of the tasks this process runs (the server
+        marks one silent for a minute INTERRUPTED)."""
+        engine = self.engine
+        engine.settings_manager.load(self.server.load_settings())
+        if now >= self._next_lease:
+            self._next_lease = now + LEASE / 4
+            for state in engine.runner.active():
+                engine.buffer.put_task(state.row())
+
+    def stream(self, task_id: str, subscription: Subscription) -> Any:
+        """A task the server runs: its log WebSocket feeds the subscription (history past its filter's
+        `after`, then live records), and the task's status changes reach the engine's listeners."""
+        if self.engine.runner.get(task_id) is not None:
+            return None
+        return self.server.stream(task_id, subscription, on_status=self.engine.notify)
+
+    def watch_tasks(self, on_change: Callable[[dict[str, Any]], None],
+                    on_connect: Callable[[], None] | None = None) -> Watch:
+        """The server hears every task (its own, and this process's through ingest): its task-list
+        WebSocket says what changes; each (re)connection calls `on_connect` first (re-read the list)."""
+        return self.server.watch_tasks(on_change, on_connect)
+
+    def health(self, own: Health) -> Health:
+        """This process's records on their way, and the server's way to its database: that being down
+        makes the whole way unavailable, whatever this process's buffer says."""
+        try:
+            server = self.server.connection.get_json("health")
+        except Exception as error:  # unreachable, or an error answer
+            return replace(own, database_available=False,
+                           last_error="; ".join(e for e in (own.last_error, f"server: {error}") if e))
+        errors = [own.last_error, server.get("last_error") and f"server: {server['last_error']}"]
+        return replace(
+            own,
+            pending=own.pending + int(server.get("pending") or 0),
+            spilled=own.spilled + int(server.get("spilled") or 0),
+            last_error="; ".join(e for e in errors if e) or None,
+            database_available=own.database_available and bool(server.get("database_available")),
+            server=server,
+        )
+
+    def settings_writable(self) -> bool:
+        """The server decides for its users (jupyter-server's authorizer)."""
+        try:
+            return bool(self.server.connection.get_json("settings").get("writable"))
+        except Exception:
+            return False
+
+    def where(self) -> str:
+        return "the Jupyter server at " + self.server.connection.url.rstrip("/")

@@ -1,0 +1,38 @@
+"""LogStore: what an engine and its write buffer ask of a store, which Store (a database this process
+owns) and RemoteStore (the Jupyter server that owns one) both answer; tests/server/test_store_parity.py
+runs the same calls on both."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+import pyarrow as pa
+from sqlalchemy.engine import URL
+
+from ..filter import LogFilter
+from ..record import LogRecord
+
+
+class LogStore(Protocol):
+    url: URL  # where the records live (for people and for the spill directory's name)
+    gil_bound_writes: bool  # the client takes the GIL between a write's steps: write in short GIL turns
+
+    def write(self, task_rows: Iterable[Mapping[str, Any]] = (), batch: pa.Table | None = None,
+              settings: Mapping[str, str] | None = None, *, only_new: bool = False) -> None:
+        """Task rows, settings and one batch of records, all or nothing; `only_new` leaves out records
+        already stored (a batch that may have been written before)."""
+
+    def query_logs(self, task_id: str, flt: LogFilter) -> list[LogRecord]: ...
+    def log_stats(self, task_id: str) -> dict[str, Any]: ...
+    def get_task(self, task_id: str) -> dict[str, Any] | None: ...
+    def list_tasks(self, status: Iterable[str] | None = None, plugin: str | None = None,
+                   before_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
+    def delete_tasks(self, task_ids: list[str]) -> int: ...
+    def load_settings(self) -> dict[str, str]: ...
+    def sql(self, query: str, max_rows: int, timeout: float) -> tuple[pa.Table, bool]: ...
+
+    def reset(self) -> None:
+        """Drop what a failure may have broken (connections), so that the next call starts afresh."""
+
+    def close(self) -> None: ...
