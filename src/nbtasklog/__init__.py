@@ -6,7 +6,9 @@ from typing import Any
 
 from .belief import belief_scope
 from .context import TaskCancelled, TaskContext, current_context
-from .engine import Engine, TaskActiveError, UnknownTaskError, connect, get_engine
+from .connection import connect, get_engine
+from .engine import Engine
+from .errors import TaskActiveError, UnknownTaskError
 from .filter import FilterError, LogFilter, make_filter
 from .levels import Level, parse_level
 from .logger import TaskLogger

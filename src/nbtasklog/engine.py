@@ -1,30 +1,26 @@
 """Engine: the store, the write buffer, the runner and the settings of one process, behind one API.
 
-`connect()` makes one; the module-level functions of nbtasklog use a default one made on first use
-(database from NBTASKLOG_DB, else a DuckDB file under the Jupyter data directory).
+`connection.connect()` chooses and opens one (its own database, or the Jupyter server that owns one)
+and makes it the default the module-level functions of nbtasklog use.
 """
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import logging
 import os
 import re
-import signal
-import sys
 import threading
 import time
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from . import belief, capture
-from .errors import TaskActiveError, UnknownTaskError  # noqa: F401  (raised here; also imported from here)
+from . import at_exit, belief, capture
+from .errors import TaskActiveError, UnknownTaskError
 from .filter import LogFilter, make_filter
 from .levels import parse_level
 from .control import LEASE, Control, LocalControl, ServerControl
@@ -34,7 +30,7 @@ from .plugins import Registry, as_callable, plugin_name
 from .plugins import registry as default_registry
 from .record import LogRecord, valid_text
 from .redact import Redactor
-from .remote import RemoteStore, ServerConnection, discover_server
+from .remote import RemoteStore
 from .runner import Runner, TaskState, new_task_id, utcnow
 from .settings import Settings, SettingsManager
 from .statuses import ACTIVE, ENDED, STATUSES
@@ -176,12 +172,7 @@ class Engine:
         self.buffer.flush()  # connect now if the database answers: settings, INTERRUPTED marks
         self.buffer.start()
         threading.Thread(target=self._maintain, name="nbtasklog-maintenance", daemon=True).start()
-        _register_exit(self, handle_signals)
-
-    @property
-    def remote(self) -> bool:
-        """True when a Jupyter server owns the database (this is a kernel it started, or the CLI)."""
-        return isinstance(self.control, ServerControl)
+        at_exit.register(self, handle_signals)
 
     # ---- start-up ---------------------------------------------------------------------------
     def _on_first_connect(self) -> None:
@@ -684,7 +675,7 @@ class Engine:
         self.runner.close(timeout)
         self.buffer.stop(timeout)
         self.store.close()
-        _engines.discard(self)
+        at_exit.forget(self)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -698,84 +689,3 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"<nbtasklog Engine {self.store.url.render_as_string(hide_password=True)}>"
-
-
-# ---- process exit: flush every open engine (atexit, and SIGTERM turned into a normal exit) ----------
-_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
-_exit_hooks_installed = False
-
-
-def _register_exit(engine: Engine, handle_signals: bool) -> None:
-    global _exit_hooks_installed
-    _engines.add(engine)
-    if _exit_hooks_installed:
-        return
-    _exit_hooks_installed = True
-    atexit.register(_close_all)
-    if handle_signals and threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, _exit_on_sigterm)
-
-
-def _exit_on_sigterm(signum: int, frame: Any) -> None:
-    sys.exit(128 + signum)  # runs atexit, which flushes
-
-
-def _close_all() -> None:
-    for engine in list(_engines):
-        try:
-            engine.close()
-        except Exception:
-            log.exception("nbtasklog: error while closing %r", engine)
-
-
-# ---- the default engine ---------------------------------------------------------------------------
-_default: Engine | None = None
-_default_lock = threading.Lock()
-
-
-def connect(url: str | os.PathLike[str] | None = None, *, token: str | None = None, **options: Any) -> Engine:
-    """Open an engine and make it the default.
-
-    `url`: a SQLAlchemy URL or a DuckDB file path (this process owns the store), or the http(s) URL
-    of a Jupyter server with the nbtasklog extension (the server owns it). Without `url`: the
-    server from NBTASKLOG_SERVER_URL or the Jupyter server that started this kernel, if any;
-    else NBTASKLOG_DB, else the default DuckDB file.
-    """
-    global _default
-    with _default_lock:
-        if _default is not None:
-            _default.close()
-        _default = _open(url, token, **options)
-        return _default
-
-
-def _open(url: str | os.PathLike[str] | None, token: str | None = None, **options: Any) -> Engine:
-    text = os.fspath(url) if url is not None else None
-    if text is not None and text.startswith(("http://", "https://")):
-        connection = ServerConnection(text, token if token is not None else os.environ.get("NBTASKLOG_SERVER_TOKEN", ""))
-        if connection.alive() is None:
-            raise ConnectionError(f"no nbtasklog server answers at {text} (is the extension enabled, the token right?)")
-        return _remote_engine(connection, **options)
-    if text is None:
-        connection = discover_server()
-        if connection is not None:
-            return _remote_engine(connection, **options)
-    return Engine(text, **options)
-
-
-def _remote_engine(connection: ServerConnection, **options: Any) -> Engine:
-    # Short flushes: records of a task run here reach the server's viewers quickly.
-    options.setdefault("flush_interval", 0.25)
-    return Engine(store=RemoteStore(connection), **options)
-
-
-def get_engine() -> Engine:
-    """The default engine, opened on first use (see connect for how it is chosen)."""
-    global _default
-    if _default is None or _default._closed:
-        with _default_lock:
-            if _default is None or _default._closed:
-                _default = _open(None)
-    return _default
-

@@ -29,7 +29,9 @@ from typing import Any
 import anywidget
 import traitlets
 
-from .engine import Engine, UnknownTaskError, get_engine
+from .connection import get_engine
+from .engine import Engine
+from .errors import UnknownTaskError
 from .filter import LogFilter, make_filter
 from .live import Subscription
 from .record import LogRecord

@@ -202,8 +202,9 @@ def test_stop_during_a_task_keeps_its_records(make_server, tmp_path):
 # ---- (2) a kernel started through the server -------------------------------------------------------
 KERNEL_CODE = r'''
 import json, nbtasklog
+from nbtasklog.remote import RemoteStore
 engine = nbtasklog.get_engine()
-assert engine.remote, f"the kernel did not find its server: {engine!r}"
+assert isinstance(engine.store, RemoteStore), f"the kernel did not find its server: {engine!r}"
 
 @nbtasklog.register
 def notebook_fn(params, context):

@@ -106,7 +106,7 @@ async def test_follow_when_the_server_stream_lags(api, start, gate, kernel_engin
 
 async def test_follow_of_an_unknown_task_falls_back_to_rest_and_says_so(kernel_engine):
     """The socket closes with 4404; follow() then reads over REST, which raises UnknownTaskError."""
-    from nbtasklog.engine import UnknownTaskError
+    from nbtasklog.errors import UnknownTaskError
 
     client = await kernel_engine()
     with pytest.raises(UnknownTaskError):

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from ..engine import TaskActiveError, parse_duration
+from ..engine import parse_duration
+from ..errors import TaskActiveError
 from ..filter import make_filter
 from ..record import LogRecord
 from ..store.store import SQLError, sql_json, sql_rows
@@ -30,7 +31,7 @@ from .output import (
     table,
     task_duration,
 )
-from .session import Session, where
+from .session import Session
 
 
 def cmd_tasks(args: argparse.Namespace, session: Session) -> int:
@@ -234,7 +235,7 @@ def cmd_plugins(args: argparse.Namespace, session: Session) -> int:
 def cmd_health(args: argparse.Namespace, session: Session) -> int:
     engine = session.engine(require_available=False)
     health = engine.health()
-    values = dict(health.to_dict(), database=where(engine))
+    values = dict(health.to_dict(), database=engine.control.where())
     if args.format == "json":
         out(json.dumps(values, ensure_ascii=False))
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from ..engine import TaskActiveError, UnknownTaskError
+from ..errors import TaskActiveError, UnknownTaskError
 from ..filter import FilterError
 from ..plugins import UnknownPluginError
 from ..remote import ServerError

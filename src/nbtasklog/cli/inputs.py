@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from ..engine import UnknownTaskError
+from ..errors import UnknownTaskError
 from .exits import UNKNOWN_TASK, CLIError
 from .output import local_time
 from .session import Session

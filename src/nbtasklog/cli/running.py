@@ -13,7 +13,7 @@ from ..task import Task
 from .exits import INTERRUPTED, OK, TASK_FAILED, CLIError
 from .inputs import parse_params
 from .output import format_record, human_duration, note, out, printable, task_duration
-from .session import Session, where
+from .session import Session
 
 
 def cmd_run(args: argparse.Namespace, session: Session) -> int:
@@ -118,7 +118,7 @@ def cmd_demo(args: argparse.Namespace, session: Session) -> int:
         out("  (none this time)")
     dashboard = next((r.metadata["dashboard_id"] for r in shown if r.metadata and "dashboard_id" in r.metadata), 10)
     out()
-    out(f"The logs are stored in {where(engine)}")
+    out(f"The logs are stored in {engine.control.where()}")
     out(bold("Next:"))
     hints = [
         (session.command_hint("logs", task.id, "--source", "superset_api"), "only the Superset API calls"),

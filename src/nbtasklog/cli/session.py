@@ -1,5 +1,5 @@
 """What a command works with: the engine for the database it names (through the Jupyter server that owns
-it, when one runs), opened on first use, and `where` its records live."""
+it, when one runs), opened on first use."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def open_engine(db: str | None, require_available: bool = True) -> Engine:
             if "lock" in (health.last_error or "").lower():
                 hint = (" (another process has it open, and a DuckDB file has one writer: stop that process, "
                         "or run Jupyter with the nbtasklog extension on this database and the CLI goes through it)")
-            raise CLIError(f"cannot use the database {where(engine)}: {health.last_error}{hint}", DATABASE)
+            raise CLIError(f"cannot use the database {engine.control.where()}: {health.last_error}{hint}", DATABASE)
     return engine
 
 
@@ -101,13 +101,3 @@ def _servers_may_run() -> bool:
         return any(Path(jupyter_runtime_dir()).glob("jpserver-*.json"))
     except OSError:
         return True
-
-
-def where(engine: Engine) -> str:
-    """Where the engine's records live, for people: a file path, a server URL or a database URL."""
-    url = engine.store.url
-    if engine.remote:
-        return "the Jupyter server at " + url.render_as_string(hide_password=True).removeprefix("nbtasklog+")
-    if url.get_backend_name() == "duckdb" and url.database:
-        return url.database
-    return url.render_as_string(hide_password=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.exc import DBAPIError, OperationalError
 from tornado import web
 
-from ..engine import TaskActiveError, UnknownTaskError
+from ..errors import TaskActiveError, UnknownTaskError
 from ..filter import FilterError
 from ..plugins import UnknownPluginError
 from ..store.store import SQLError

@@ -32,7 +32,7 @@ from jupyter_server.utils import ensure_async
 from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from ..engine import UnknownTaskError
+from ..errors import UnknownTaskError
 from ..filter import FilterError, LogFilter, make_filter
 from ..live import Subscription
 from ..runner import TaskState
