@@ -122,6 +122,11 @@ def test_dev_lab_serves_the_quick_start(tmp_path):
         assert notebook["type"] == "notebook" and notebook["content"]["cells"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/nbtasklog/api/health?token={token}", timeout=30) as answer:
             assert json.load(answer)["database"].endswith("readme.duckdb")  # the server extension is on
+        # The first thing a new user sees is this output: no stack trace in it, from Python or from
+        # the Node commands JupyterLab runs at start (its yarn ran as an ES module once, and failed).
+        output = log_path.read_text()
+        for sign in ("Traceback (most recent call last)", "Error:", "    at ", "Fail to get yarn configuration"):
+            assert sign not in output, output[-3000:]
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
