@@ -3,7 +3,7 @@
  * (widget.py is the Python side); record batches come as a binary buffer of columnar JSON.
  */
 import type { FilterSpec } from './core/filter';
-import { dispatchStreamMessage, saveFile } from './core/protocol';
+import { dispatchStreamMessage, filterToWire, saveFile } from './core/protocol';
 import {
   recordsFromColumns,
   type ColumnBatch,
@@ -79,9 +79,9 @@ export class WidgetTransport implements ViewerTransport, TaskService {
   openStream(taskId: string, spec: FilterSpec, events: StreamEvents): LogStream {
     const stream = this.next++;
     this.streams.set(stream, events);
-    this.model.send({ type: 'open', stream, task: taskId, filter: spec });
+    this.model.send({ type: 'open', stream, task: taskId, filter: filterToWire(spec) });
     return {
-      setFilter: (next) => this.model.send({ type: 'filter', stream, filter: next }),
+      setFilter: (next) => this.model.send({ type: 'filter', stream, filter: filterToWire(next) }),
       close: () => {
         this.streams.delete(stream);
         this.model.send({ type: 'close', stream });
@@ -98,7 +98,7 @@ export class WidgetTransport implements ViewerTransport, TaskService {
   }
 
   async download(taskId: string, spec: FilterSpec, format: 'jsonl' | 'csv'): Promise<void> {
-    const reply = await this.request<{ name: string; buffer: DataView }>('export', { task_id: taskId, filter: spec, format });
+    const reply = await this.request<{ name: string; buffer: DataView }>('export', { task_id: taskId, filter: filterToWire(spec), format });
     const view = reply.buffer;
     const blob = new Blob([new Uint8Array(view.buffer as ArrayBuffer, view.byteOffset, view.byteLength)], { type: format === 'csv' ? 'text/csv' : 'application/x-ndjson' });
     saveFile(blob, reply.name);

@@ -150,13 +150,6 @@ describe('apply, paging form, narrowing', () => {
     expect(makeFilter({ level: 'INFO', order: 'desc', limit: 2 }).apply(records).map((r) => r.seq)).toEqual([5, 4]);
   });
 
-  it('toParams is the query-string form', () => {
-    const f = makeFilter({ level: 'warning', source: ['b', 'a'], search: 'x', meta: { 'a.b': 1, c: null, d: '', e: null }, after: 4, limit: 9, order: 'desc', since: '2024-05-01T12:00:00+00:00' });
-    expect(f.toParams()).toEqual({ level: 'WARNING', source: 'a,b', search: 'x', 'meta.a.b': '1', 'meta.d': '', has: 'c,e', after: '4', limit: '9', order: 'desc', since: '2024-05-01T12:00:00+00:00' });
-    expect(makeFilter({ until: T0 + 7 }).toParams()).toEqual({ until: '2024-05-01T12:00:00.000007+00:00' });
-    expect(makeFilter().toParams()).toEqual({});
-  });
-
   it('narrows: a filter that keeps a subset can be answered from the records held', () => {
     const wide = makeFilter({ level: 'INFO' });
     expect(makeFilter({ level: 'INFO', source: ['api'] }).narrows(wide)).toBe(true);

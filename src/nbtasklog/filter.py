@@ -2,6 +2,10 @@
 
 `where()` compiles it to SQL for history; `matches()` evaluates it on live records in memory.
 A property test (tests/test_filter_property.py) keeps the two faces equal.
+
+It travels in two forms, each read back as the same filter (tests/test_filter_wire.py): `to_wire` /
+`from_wire`, the JSON fields of the widget's and the log socket's filter messages, and `to_params` /
+`from_params`, the query string of the REST and WebSocket URLs. `make_filter` checks what users give.
 """
 
 from __future__ import annotations
@@ -10,14 +14,18 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
-from .levels import LEVEL_VALUES, Level, levels_at_or_above, parse_level
+from .levels import LEVEL_NAMES, LEVEL_VALUES, Level, levels_at_or_above, parse_level
 from .record import KEY_SEGMENT, LogRecord, datetime_to_us, us_to_datetime, valid_text
 from .store.schema import json_exists, json_text
 
 MAX_LIMIT = 100_000
+MAX_SEQ = 2**63 - 1  # the seq column is a BIGINT: no record has a seq past it
+# The times a datetime holds (0001-01-01 to 9999-12-31 in UTC): the SQL face and the text forms need one.
+MIN_US = datetime_to_us(datetime.min.replace(tzinfo=timezone.utc))
+MAX_US = datetime_to_us(datetime.max.replace(tzinfo=timezone.utc))
 
 
 class FilterError(ValueError):
@@ -215,6 +223,104 @@ class LogFilter:
             params["order"] = self.order
         return params
 
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON form the widget and the log socket exchange (`from_wire` reads it back), equal to this filter.
+
+        Defaults are left out. `source` is a sorted list of names; `meta` a list of "KEY=VALUE" (an
+        empty VALUE is the empty string) and "KEY" (the key exists); seqs and the limit are integers;
+        times are ISO 8601 in UTC.
+        """
+        wire: dict[str, Any] = {}
+        if self.min_level > Level.DEBUG:
+            wire["level"] = self.min_level.name
+        if self.sources is not None:
+            wire["source"] = sorted(self.sources)
+        if self.search:
+            wire["search"] = self.search
+        if self.meta:
+            wire["meta"] = [c.key if c.value is None else f"{c.key}={c.value}" for c in self.meta]
+        for name, value in (("after", self.after_seq), ("before", self.before_seq), ("limit", self.limit)):
+            if value is not None:
+                wire[name] = value
+        for name, value in (("since", self.since_us), ("until", self.until_us)):
+            if value is not None:
+                wire[name] = us_to_datetime(value).isoformat()
+        if self.order != "asc":
+            wire["order"] = self.order
+        return wire
+
+    @classmethod
+    def from_wire(cls, message: Any) -> LogFilter:
+        """The filter a JSON filter message describes (the inverse of to_wire), as the widget and the log socket get it.
+
+        A field that is null is left out. Each field must have its JSON type: `level` a level name,
+        `source` a name, a comma-separated list or a list of names, `search` text, `meta` a list of
+        "KEY=VALUE" / "KEY" or an object of KEY: value (null: the key exists), `after`, `before` and
+        `limit` integers, `since` and `until` ISO 8601 text with a UTC offset (the reader of a
+        message cannot know its sender's local time), `order` "asc" or "desc", `errors_only` true or
+        false. Anything else raises FilterError saying which field and why.
+        """
+        if not isinstance(message, Mapping):
+            raise FilterError(f"a filter must be an object of fields ({', '.join(WIRE_FIELDS)}), not {type(message).__name__}")
+        fields = {name: value for name, value in message.items() if value is not None}
+        unknown = sorted(str(name) for name in fields if name not in WIRE_FIELDS)
+        if unknown:
+            raise FilterError(f"unknown filter field(s) {', '.join(unknown)}: use {', '.join(WIRE_FIELDS)}")
+        for name, value in fields.items():
+            what, types = _WIRE_TYPES[name]
+            if not _is_one_of(value, types):
+                raise FilterError(f"{name} must be {what}, not {_shown(value)}")
+        for name in ("since", "until"):
+            if name in fields:
+                _require_offset(name, fields[name])
+        return make_filter(**fields)
+
+
+def _is_one_of(value: Any, types: tuple[type, ...]) -> bool:
+    """Whether `value` has one of the JSON types a wire field takes (true and false are never numbers)."""
+    if isinstance(value, bool):
+        return bool in types
+    if isinstance(value, float):  # JSON has one kind of number: 5.0 is the integer 5 as another writer wrote it
+        return int in types and value.is_integer()
+    return isinstance(value, types)
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message shows it: its repr, cut short (a huge int by its size: past 4,300
+    digits Python refuses to write one out)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"{'-' if value < 0 else ''}(a number of {value.bit_length()} bits)"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+_WIRE_TYPES: dict[str, tuple[str, tuple[type, ...]]] = {  # field: (what it must be, the types json.loads gives for that)
+    "level": (f"a level name ({', '.join(LEVEL_NAMES)})", (str,)),
+    "source": ("a name or a list of names", (str, list)),
+    "search": ("text", (str,)),
+    "meta": ("a list of 'key=value' / 'key' texts or an object of key: value", (Mapping, list)),
+    "after": ("a whole number", (int,)),
+    "before": ("a whole number", (int,)),
+    "since": ("ISO 8601 text with a UTC offset", (str,)),
+    "until": ("ISO 8601 text with a UTC offset", (str,)),
+    "order": ("'asc' or 'desc'", (str,)),
+    "limit": ("a whole number", (int,)),
+    "errors_only": ("true or false", (bool,)),
+}
+WIRE_FIELDS = tuple(_WIRE_TYPES)
+
+
+def _require_offset(name: str, text: str) -> None:
+    """A time sent by another process needs its UTC offset: the reader cannot know the sender's local time."""
+    if not text:
+        return
+    try:
+        naive = datetime.fromisoformat(text).tzinfo is None
+    except ValueError:
+        raise FilterError(f"{name} must be an ISO 8601 time, not {_shown(text)}") from None
+    if naive:
+        raise FilterError(f"{name} needs a UTC offset (e.g. {text}+00:00 or {text}Z): the reader cannot know your local time")
+
 
 QUERY_PARAMS = ("level", "source", "search", "has", "after", "before", "since", "until", "limit", "order", "errors_only")
 
@@ -246,14 +352,8 @@ def from_params(params: Mapping[str, Iterable[str]], default_limit: int | None =
         else:
             raise FilterError(f"unknown query parameter {name!r}: use {', '.join(QUERY_PARAMS[:-1])}, meta.KEY or errors_only")
     for name in ("since", "until"):
-        text = values.get(name)
-        if text:
-            try:
-                naive = datetime.fromisoformat(text).tzinfo is None
-            except ValueError:
-                raise FilterError(f"{name} must be an ISO 8601 time, not {text!r}") from None
-            if naive:
-                raise FilterError(f"{name} needs a UTC offset (e.g. {text}+00:00 or {text}Z): the server cannot know your local time")
+        if name in values:
+            _require_offset(name, values[name])
     if sources:
         values["source"] = ",".join(sources)
     if meta:
@@ -290,8 +390,9 @@ def make_filter(
     """Build a LogFilter from user-facing arguments, checking each one.
 
     `level` means that level and above; `source` is a name, a comma-separated list or an
-    iterable; `meta` maps dotted keys to values (None: the key exists) or is a list of
-    "key=value" / "key" strings. Raises FilterError saying what was wrong.
+    iterable of those; `meta` maps dotted keys to values (None: the key exists) or is a list of
+    "key=value" / "key" strings, one value per key at most; seqs and times stay within what a
+    BIGINT and a datetime hold. Raises FilterError saying what was wrong.
     """
     try:
         given = Level.DEBUG if level in (None, "") else parse_level(level)  # checked even when errors_only wins
@@ -308,8 +409,8 @@ def make_filter(
         sources=sources,
         search=valid_text(search) if search else None,
         meta=parse_meta(meta),
-        after_seq=_parse_int("after", after, minimum=0),
-        before_seq=_parse_int("before", before, minimum=1),
+        after_seq=_parse_int("after", after, minimum=0, maximum=MAX_SEQ),
+        before_seq=_parse_int("before", before, minimum=1, maximum=MAX_SEQ),
         since_us=_parse_time("since", since),
         until_us=_parse_time("until", until),
         order=order,  # type: ignore[arg-type]
@@ -320,10 +421,12 @@ def make_filter(
 def _parse_sources(source: str | Iterable[str] | None) -> frozenset[str] | None:
     if source is None:
         return None
-    names = source.split(",") if isinstance(source, str) else list(source)
+    names = [source] if isinstance(source, str) else list(source)
     if not all(isinstance(name, str) for name in names):
         raise FilterError("source must be a name or a list of names")
-    cleaned = frozenset(valid_text(name.strip()) for name in names if name.strip())
+    # A comma separates names in every form (no source name holds one), so that a list and its
+    # comma-joined text are one filter, as the query string carries it.
+    cleaned = frozenset(valid_text(part.strip()) for name in names for part in name.split(",") if part.strip())
     if not cleaned:
         raise FilterError("source is empty: give at least one source name")
     return cleaned
@@ -356,23 +459,42 @@ def parse_meta(meta: Mapping[str, Any] | Iterable[str] | None) -> tuple[MetaCond
                 f"metadata condition {key!r}: compare text, a number or true/false, not {type(value).__name__} "
                 "(objects and arrays never match; name a nested key with '.')"
             )
-        conditions.append(MetaCondition(path, None if value is None else valid_text(json_scalar_text(value))))
-    # All must hold, so their order means nothing: sorted, equal filters compare equal however given.
-    return tuple(sorted(conditions, key=lambda c: (c.path, c.value is None, c.value or "")))
+        if value is not None and not isinstance(value, (str, int, float)):
+            raise FilterError(f"metadata condition {key!r}: compare text, a number or true/false, not {type(value).__name__}")
+        try:
+            text = None if value is None else valid_text(json_scalar_text(value))
+        except ValueError:  # an int past 4,300 digits, which Python writes out for no one
+            raise FilterError(f"metadata condition {key!r}: a number too long to compare") from None
+        conditions.append(MetaCondition(path, text))
+    # All must hold, so their order means nothing and a repeat adds nothing: sorted and unique, equal
+    # filters compare equal however given.
+    unique = sorted(set(conditions), key=lambda c: (c.path, c.value is None, c.value or ""))
+    compared: dict[tuple[str, ...], str] = {}
+    for condition in unique:
+        if condition.value is not None and compared.setdefault(condition.path, condition.value) != condition.value:
+            # No record holds two values at one key; and the query string carries one value per key.
+            raise FilterError(
+                f"metadata key {condition.key!r} is compared with two values, {_shown(compared[condition.path])} and "
+                f"{_shown(condition.value)}: a record holds one"
+            )
+    return tuple(unique)
 
 
-def _parse_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int | None:
+def _parse_int(name: str, value: Any, minimum: int, maximum: int) -> int | None:
     if value is None or value == "":
         return None
     try:
+        if isinstance(value, bool):  # int(True) is 1: a flag is no seq number
+            raise ValueError
         number = int(value)
         if isinstance(value, float) and number != value:
             raise ValueError
-    except (TypeError, ValueError):
-        raise FilterError(f"{name} must be a whole number, not {value!r}") from None
-    if number < minimum or (maximum is not None and number > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise FilterError(f"{name} must be {bound}, not {number}")
+    except (TypeError, ValueError, OverflowError):
+        raise FilterError(f"{name} must be a whole number, not {_shown(value)}") from None
+    if not minimum <= number <= maximum:
+        # Below a seq's minimum, its maximum (the BIGINT's) is no bound a user has in mind.
+        bound = f"at least {minimum}" if number < minimum and maximum == MAX_SEQ else f"between {minimum} and {maximum}"
+        raise FilterError(f"{name} must be {bound}, not {_shown(number)}")
     return number
 
 
@@ -380,13 +502,21 @@ def _parse_time(name: str, value: datetime | int | str | None) -> int | None:
     """UTC microseconds of a time; a datetime or ISO text without a UTC offset is local time, as in Python."""
     if value is None or value == "":
         return None
+    given = value
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            raise FilterError(f"{name} must be an ISO 8601 time, not {value!r}") from None
+            raise FilterError(f"{name} must be an ISO 8601 time, not {_shown(given)}") from None
     if isinstance(value, datetime):
-        return datetime_to_us(value if value.tzinfo is not None else value.astimezone())
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise FilterError(f"{name} must be a datetime or ISO 8601 text, not {value!r}")
+        try:
+            us = datetime_to_us(value if value.tzinfo is not None else value.astimezone())
+        except (OverflowError, ValueError):  # local time of a naive datetime at the ends of the range
+            us = None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        us = value
+    else:
+        raise FilterError(f"{name} must be a datetime or ISO 8601 text, not {_shown(given)}")
+    if us is None or not MIN_US <= us <= MAX_US:
+        raise FilterError(f"{name} must be a time between 0001-01-01 and 9999-12-31 in UTC, not {_shown(given)}")
+    return us

@@ -303,9 +303,12 @@ async def test_empty_query_values_mean_absent_on_the_log_socket(start, finished,
 
 
 @pytest.mark.parametrize("params, words", [({"level": "/x", "errors_only": "true"}, ["/x", "DEBUG"]),
-                                           ({"errors_only": "-58800"}, ["errors_only", "true or false"])])
+                                           ({"errors_only": "-58800"}, ["errors_only", "true or false"]),
+                                           ({"after": str(2**63)}, ["after", "9223372036854775807"]),
+                                           ({"since": "0001-01-01T00:00:00+01:00"}, ["since", "0001-01-01 and 9999-12-31"])])
 async def test_filter_values_outside_the_document_are_400(api, start, finished, params, words):
-    """A level outside the names is refused even beside errors_only=true; errors_only is a boolean, not any text."""
+    """A level outside the names is refused even beside errors_only=true; errors_only is a boolean, not any text;
+    a seq past the BIGINT the document allows, and a time a datetime cannot hold, are refused, not a 500."""
     task = (await start("t_schema", {"x": 1}))["id"]
     await finished(task)
     assert_error(await api("tasks", task, "logs", params=params), 400, *words)

@@ -1,13 +1,23 @@
 /**
  * LogFilter: the viewer's twin of filter.py's LogFilter.matches and make_filter, with the same meaning
- * (the same test cases as tests/test_filter.py run against it in js/test/filter.test.ts).
+ * (the same test cases as tests/test_filter.py run against it in js/test/filter.test.ts, and the cases of
+ * tests/filter_wire_cases.json in js/test/protocol.test.ts). protocol.ts writes it for the wire.
  */
 import { JsonNumber, parseLossless, type JsonValue } from './json';
-import { LEVEL_VALUES, LEVELS, parseLevel } from './levels';
+import { LEVEL_VALUES, parseLevel } from './levels';
+import { compareCodePoints, strip, validText } from './text';
 import type { LogRecord } from './types';
 
 const KEY_SEGMENT = /^[A-Za-z0-9_-]+$/;
 export const MAX_LIMIT = 100_000;
+/** The largest seq (the column is a BIGINT), as text: a JS number rounds it up to 2**63, which is past it. */
+const MAX_SEQ_TEXT = '9223372036854775807';
+/**
+ * The times a Python datetime holds, 0001-01-01 to 9999-12-31 in UTC, in microseconds: from MIN_US to
+ * before END_US (10000-01-01). A JS number holds END_US, not the microsecond before it, which rounds up to it.
+ */
+export const MIN_US = -62_135_596_800_000_000;
+export const END_US = 253_402_300_800_000_000;
 
 export class FilterError extends Error {}
 
@@ -133,24 +143,6 @@ export class LogFilter {
     return this.limit === null ? kept : kept.slice(0, this.limit);
   }
 
-  /** The query-string form the server parses back (LogFilter.to_params): `meta.KEY=VALUE` compares (the
-   * empty VALUE too), `has=KEY,KEY` asks that keys exist, times are ISO 8601 in UTC. */
-  toParams(): Record<string, string> {
-    const params: Record<string, string> = {};
-    if (this.minLevel > 10) params.level = LEVELS.find((l) => LEVEL_VALUES[l] === this.minLevel)!;
-    if (this.sources !== null) params.source = [...this.sources].sort().join(',');
-    if (this.search) params.search = this.search;
-    for (const c of this.meta) if (c.value !== null) params[`meta.${c.key}`] = c.value;
-    const exists = this.meta.filter((c) => c.value === null).map((c) => c.key);
-    if (exists.length) params.has = exists.join(',');
-    const pairs: [string, number | null][] = [['after', this.afterSeq], ['before', this.beforeSeq], ['limit', this.limit]];
-    for (const [name, value] of pairs) if (value !== null) params[name] = String(value);
-    if (this.sinceUs !== null) params.since = usToIso(this.sinceUs);
-    if (this.untilUs !== null) params.until = usToIso(this.untilUs);
-    if (this.order !== 'asc') params.order = this.order;
-    return params;
-  }
-
   /**
    * True when every record this filter keeps is also kept by `wider`, so that the records held under
    * `wider` answer this filter without asking the server. Metadata conditions must be equal: records
@@ -165,9 +157,15 @@ export class LogFilter {
     return this.afterSeq === wider.afterSeq && this.beforeSeq === wider.beforeSeq && this.sinceUs === wider.sinceUs && this.untilUs === wider.untilUs;
   }
 
+  /** The same filter: every condition, the order and the limit. */
   equals(other: LogFilter): boolean {
-    return JSON.stringify(this.toParams()) === JSON.stringify(other.toParams());
+    return identity(this) === identity(other);
   }
+}
+
+function identity(f: LogFilter): string {
+  const sources = f.sources === null ? null : [...f.sources].sort(compareCodePoints);
+  return JSON.stringify([f.minLevel, sources, f.search, f.meta.map((c) => [c.key, c.value]), f.afterSeq, f.beforeSeq, f.sinceUs, f.untilUs, f.order, f.limit]);
 }
 
 /** make_filter: user-facing arguments to a LogFilter, each checked; FilterError says what was wrong. */
@@ -190,7 +188,7 @@ export function makeFilter(spec: FilterSpec = {}): LogFilter {
   return new LogFilter(
     minLevel,
     parseSources(spec.source),
-    spec.search || null,
+    spec.search ? validText(spec.search) : null,
     parseMeta(spec.meta),
     parseIntArg('after', spec.after, 0),
     parseIntArg('before', spec.before, 1),
@@ -203,9 +201,10 @@ export function makeFilter(spec: FilterSpec = {}): LogFilter {
 
 function parseSources(source: FilterSpec['source']): Set<string> | null {
   if (source === undefined || source === null) return null;
-  const names = typeof source === 'string' ? source.split(',') : [...source];
+  const names = typeof source === 'string' ? [source] : [...source];
   if (!names.every((n) => typeof n === 'string')) throw new FilterError('source must be a name or a list of names');
-  const cleaned = new Set(names.map((n) => n.trim()).filter(Boolean));
+  // A comma separates names in every form (no source name holds one), as the query string carries them.
+  const cleaned = new Set(names.flatMap((n) => n.split(',')).map(strip).filter(Boolean).map(validText));
   if (!cleaned.size) throw new FilterError('source is empty: give at least one source name');
   return cleaned;
 }
@@ -223,30 +222,46 @@ export function parseMeta(meta: FilterSpec['meta']): MetaCondition[] {
     items.push(...Object.entries(meta));
   }
   const conditions = items.map(([key, value]) => {
-    const path = key.trim().split('.');
+    const path = strip(key).split('.');
     if (!path.every((p) => KEY_SEGMENT.test(p))) {
       throw new FilterError(`bad metadata key '${key}': use letters, digits, '_' or '-', with '.' between nested keys`);
     }
     if (value !== null && typeof value === 'object') {
       throw new FilterError(`metadata condition '${key}': compare text, a number or true/false, not ${Array.isArray(value) ? 'list' : 'dict'}`);
     }
-    return new MetaCondition(path, value === null ? null : jsonScalarText(value as string | number | boolean));
+    if (value !== null && typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw new FilterError(`metadata condition '${key}': compare text, a number or true/false, not ${typeof value}`);
+    }
+    return new MetaCondition(path, value === null ? null : validText(jsonScalarText(value as string | number | boolean)));
   });
-  // All must hold, so their order means nothing: sorted as make_filter sorts them.
-  const order = (c: MetaCondition) => [c.path.join('\u0000'), c.value === null ? 1 : 0, c.value ?? ''] as const;
-  return conditions.sort((a, b) => {
-    const [x, y] = [order(a), order(b)];
-    for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
-    return 0;
-  });
+  // All must hold, so their order means nothing and a repeat adds nothing: sorted and unique as make_filter
+  // has them (a path's parts joined by NUL, which no key holds, sort as Python's tuples of them).
+  const compare = (a: MetaCondition, b: MetaCondition) => {
+    const [x, y] = [a.path.join('\u0000'), b.path.join('\u0000')];
+    if (x !== y) return x < y ? -1 : 1;
+    if ((a.value === null) !== (b.value === null)) return a.value === null ? 1 : -1;
+    return compareCodePoints(a.value ?? '', b.value ?? '');
+  };
+  const unique = conditions.sort(compare).filter((c, i, all) => i === 0 || compare(all[i - 1], c) !== 0);
+  const compared = new Map<string, string>();
+  for (const c of unique) {
+    if (c.value === null) continue;
+    const first = compared.get(c.key);
+    // No record holds two values at one key; and the query string carries one value per key.
+    if (first !== undefined) throw new FilterError(`metadata key '${c.key}' is compared with two values, '${first}' and '${c.value}': a record holds one`);
+    compared.set(c.key, c.value);
+  }
+  return unique;
 }
 
+/** A whole number from `minimum` to `maximum`; without a maximum, a seq (up to the largest a BIGINT holds). */
 function parseIntArg(name: string, value: unknown, minimum: number, maximum?: number): number | null {
   if (value === undefined || value === null || value === '') return null;
   const number = typeof value === 'number' ? value : typeof value === 'string' && /^\s*[-+]?\d+\s*$/.test(value) ? parseInt(value, 10) : NaN;
   if (!Number.isInteger(number)) throw new FilterError(`${name} must be a whole number, not ${JSON.stringify(value)}`);
-  if (number < minimum || (maximum !== undefined && number > maximum)) {
-    const bound = maximum !== undefined ? `between ${minimum} and ${maximum}` : `at least ${minimum}`;
+  const tooBig = maximum === undefined ? number >= 2 ** 63 : number > maximum;
+  if (number < minimum || tooBig) {
+    const bound = maximum !== undefined ? `between ${minimum} and ${maximum}` : number < minimum ? `at least ${minimum}` : `between ${minimum} and ${MAX_SEQ_TEXT}`;
     throw new FilterError(`${name} must be ${bound}, not ${number}`);
   }
   return number;
@@ -254,12 +269,24 @@ function parseIntArg(name: string, value: unknown, minimum: number, maximum?: nu
 
 const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?(Z|[+-]\d{2}:?\d{2})?$/;
 
-/** UTC microseconds of an ISO 8601 time (without an offset: local time, as make_filter takes it), exact to the microsecond. */
+/**
+ * UTC microseconds of an ISO 8601 time (without an offset: local time, as make_filter takes it), exact to
+ * the microsecond; null for text that is not one (a day or hour that does not exist included, as
+ * datetime.fromisoformat has it).
+ */
 export function isoToUs(text: string): number | null {
-  const m = ISO.exec(text.trim());
+  const m = ISO.exec(text);
   if (!m) return null;
   const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone] = m;
-  let ms = zone ? Date.UTC(+y, +mo - 1, +d, +h, +mi, +s) : new Date(+y, +mo - 1, +d, +h, +mi, +s).getTime();
+  // setFullYear, not Date.UTC or new Date(y, …), which read years 0-99 as 1900-1999.
+  const date = new Date(0);
+  if (zone) date.setUTCFullYear(+y, +mo - 1, +d);
+  else date.setFullYear(+y, +mo - 1, +d);
+  const [month, day] = zone ? [date.getUTCMonth(), date.getUTCDate()] : [date.getMonth(), date.getDate()];
+  if (month !== +mo - 1 || day !== +d || +h > 23 || +mi > 59 || +s > 59) return null;
+  if (zone) date.setUTCHours(+h, +mi, +s, 0);
+  else date.setHours(+h, +mi, +s, 0);
+  let ms = date.getTime();
   if (zone && zone !== 'Z') {
     const sign = zone[0] === '-' ? -1 : 1;
     const digits = zone.slice(1).replace(':', '');
@@ -277,12 +304,14 @@ export function usToIso(us: number): string {
 
 function parseTime(name: string, value: FilterSpec['since']): number | null {
   if (value === undefined || value === null || value === '') return null;
-  if (value instanceof Date) return value.getTime() * 1000;
-  if (typeof value === 'string') {
-    const us = isoToUs(value);
+  let us: number | null;
+  if (value instanceof Date) us = value.getTime() * 1000;
+  else if (typeof value === 'string') {
+    us = isoToUs(value);
     if (us === null) throw new FilterError(`${name} must be an ISO 8601 time, not '${value}'`);
-    return us;
-  }
-  if (typeof value === 'number' && Number.isInteger(value)) return value;
-  throw new FilterError(`${name} must be a datetime or ISO 8601 text, not ${JSON.stringify(value)}`);
+  } else if (typeof value === 'number' && Number.isInteger(value)) us = value;
+  else throw new FilterError(`${name} must be a datetime or ISO 8601 text, not ${JSON.stringify(value)}`);
+  // The SQL face and the text forms of the other side write a time as a datetime, which holds these.
+  if (!(us >= MIN_US && us < END_US)) throw new FilterError(`${name} must be a time between 0001-01-01 and 9999-12-31 in UTC, not ${JSON.stringify(value)}`);
+  return us;
 }

@@ -1,4 +1,5 @@
 /** The four levels, as levels.py has them. */
+import { strip } from './text';
 
 export const LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR'] as const;
 export type LevelName = (typeof LEVELS)[number];
@@ -7,7 +8,7 @@ const ALIASES: Record<string, LevelName> = { WARN: 'WARNING', CRITICAL: 'ERROR',
 
 /** The level a name (any case) means; throws naming the accepted levels otherwise (levels.parse_level). */
 export function parseLevel(value: string): LevelName {
-  const name = value.trim().toUpperCase();
+  const name = strip(value).toUpperCase();
   if (name in LEVEL_VALUES) return name as LevelName;
   if (name in ALIASES) return ALIASES[name];
   throw new Error(`unknown log level '${value}': expected one of ${LEVELS.join(', ')} (any case)`);

@@ -4,8 +4,8 @@
  */
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
-import { makeFilter, type FilterSpec } from '../core/filter';
-import { dispatchStreamMessage, saveFile } from '../core/protocol';
+import type { FilterSpec } from '../core/filter';
+import { dispatchStreamMessage, filterToParams, filterToWire, saveFile } from '../core/protocol';
 import { recordFromWire, type LogStream, type PluginInfo, type SettingsInfo, type StreamEvents, type TaskPage, type TaskQuery, type TaskService, type ViewerTransport } from '../core/transport';
 import type { TaskInfo, TaskStats } from '../core/types';
 
@@ -52,7 +52,7 @@ export class RestTransport implements ViewerTransport, TaskService {
     let ws: WebSocket;
     let retry: ReturnType<typeof setTimeout> | undefined;
     const connect = (after: number) => {
-      const query = makeFilter(current).toParams();
+      const query = filterToParams(current);
       if (after) query.after = String(after);
       ws = this.socket(`tasks/${encodeURIComponent(taskId)}/logs/stream`, query);
       ws.onmessage = (event) => {
@@ -76,10 +76,7 @@ export class RestTransport implements ViewerTransport, TaskService {
     return {
       setFilter: (next) => {
         current = next;
-        const { level, source, search, meta, errors_only } = next;
-        const metaObject = Array.isArray(meta) ? Object.fromEntries(meta.map((m) => (m.includes('=') ? [m.slice(0, m.indexOf('=')), m.slice(m.indexOf('=') + 1)] : [m, null]))) : meta;
-        const message = { type: 'filter', level: level || null, source: source && source.length ? source : null, search: search || null, meta: metaObject || null, errors_only: Boolean(errors_only) };
-        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'filter', ...filterToWire(next) }));
       },
       close: () => {
         closed = true;
@@ -98,7 +95,7 @@ export class RestTransport implements ViewerTransport, TaskService {
   }
 
   async download(taskId: string, spec: FilterSpec, format: 'jsonl' | 'csv'): Promise<void> {
-    const query = { ...makeFilter(spec).toParams(), format };
+    const query = { ...filterToParams(spec), format };
     const response = await ServerConnection.makeRequest(this.url(`tasks/${encodeURIComponent(taskId)}/logs/export`, query), { cache: 'no-cache' }, this.settings);
     if (!response.ok) throw new Error(`[nbtasklog] export failed: ${response.status} ${response.statusText}`);
     saveFile(await response.blob(), `${taskId}.${format}`);
