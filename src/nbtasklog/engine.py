@@ -22,6 +22,7 @@ from typing import Any
 from . import at_exit, belief, capture
 from .errors import TaskActiveError, UnknownTaskError
 from .filter import LogFilter, make_filter
+from .follow import Follow
 from .levels import parse_level
 from .control import LEASE, Control, LocalControl, ServerControl
 from .live import LiveReaders, Subscription
@@ -41,7 +42,6 @@ from .task import LogRecords, Task
 
 log = logging.getLogger("nbtasklog")
 
-PAGE = 10_000  # records per history page when a reader walks a whole log
 MAX_PLUGIN_NAME = 255  # the tasks.plugin column's width
 
 
@@ -555,56 +555,33 @@ class Engine:
         here comes over the server's log WebSocket, history included; REST is read only when this
         reader fell behind or the socket gave up.
         """
-        flt = (flt or make_filter(**filter)).with_limit(None)
-        last = flt.after_seq or 0
-        state = self.runner.get(task_id)
-        subscription = self.subscribe(task_id, Subscription(flt))
-        stream = subscription.remote
+        feed = self.live_feed(task_id, (flt or make_filter(**filter)).with_limit(None))
+        follow = feed.follow
         try:
-            if stream is None:
-                for record in self.history(task_id, flt, last):
-                    last = record.seq
-                    yield record
-            while True:
-                if stream is not None and stream.failed:
-                    log.debug("nbtasklog: following %s over REST: %s", task_id, stream.failed)
-                    stream = None
-                if state is not None:
-                    finished = state.done.is_set()
-                elif stream is not None:
-                    finished = stream.ended is not None  # set after the task's last record was offered
-                else:
-                    finished = self.is_finished(task_id)
+            while not follow.ended:
+                if follow.reading:
+                    yield from follow.page(self.logs(task_id, follow.next_page()))
+                    continue
+                finished, _ = feed.observe()
                 # An ended task emits nothing more: take what is queued without waiting a poll.
-                batch = subscription.take(timeout=0 if finished else poll)
-                if subscription.lagging or (state is None and stream is None and not batch):
-                    # Fell behind, or a task whose records may come another way: resume live first,
-                    # then catch up from the cursor through history.
-                    subscription.resume()
-                    batch = list(self.history(task_id, flt, last))
-                for record in batch:
-                    if record.seq > last:
-                        last = record.seq
-                        yield record
-                if finished and not batch:
-                    return
+                batch = feed.take(0 if finished else poll)
+                if batch is None:
+                    follow.lagged()
+                else:
+                    yield from follow.live(batch, finished=finished)
         finally:
-            self.unsubscribe(task_id, subscription)
+            feed.close()
+
+    def live_feed(self, task_id: str, flt: LogFilter) -> LiveFeed:
+        """A reader thread's live records of one task matching `flt`, subscribed now, and its Follow."""
+        return LiveFeed(self, task_id, flt)
 
     def subscribe(self, task_id: str, subscription: Subscription) -> Subscription:
-        """Offer `subscription` every record of the task emitted or ingested from now on.
-
-        On a remote engine, for a task not run here, the server's log WebSocket feeds it instead:
-        the history past its filter's `after`, then live records; `subscription.remote` is that
-        stream, and the task's status changes reach `on_task_change` listeners.
-        """
+        """Offer `subscription` every record of the task emitted or ingested from now on."""
         self._live.add(task_id, subscription)
-        subscription.remote = self.control.stream(task_id, subscription)
         return subscription
 
     def unsubscribe(self, task_id: str, subscription: Subscription) -> None:
-        if subscription.remote is not None:
-            subscription.remote.close()
         self._live.remove(task_id, subscription)
 
     def is_finished(self, task_id: str) -> bool:
@@ -613,13 +590,9 @@ class Engine:
 
     def history(self, task_id: str, flt: LogFilter, after: int) -> Iterator[LogRecord]:
         """Every stored or buffered record matching `flt` past seq `after`, in pages, in seq order."""
-        page = replace(flt, after_seq=after, limit=PAGE, order="asc")
-        while True:
-            records = self.logs(task_id, page)
-            yield from records
-            if len(records) < PAGE:
-                return
-            page = page.next_page(records)
+        reading = Follow(replace(flt, after_seq=after))
+        while reading.reading:
+            yield from reading.page(self.logs(task_id, reading.next_page()))
 
     # ---- settings, SQL, health ----------------------------------------------------------------
     @property
@@ -689,3 +662,50 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"<nbtasklog Engine {self.store.url.render_as_string(hide_password=True)}>"
+
+
+class LiveFeed:
+    """One reader thread's live records of one task (Engine.live_feed) and the Follow they go through.
+
+    A Subscription is offered what the task's emitter or ingest in this process makes; for a task a
+    server runs, the server's log socket feeds it instead, the history included. Neither (a task run
+    by another process on the same database, or a socket that gave up): the store is read as well.
+    """
+
+    def __init__(self, engine: Engine, task_id: str, flt: LogFilter) -> None:
+        self.engine, self.task_id = engine, task_id
+        self._state = engine.runner.get(task_id)
+        self.subscription = engine.subscribe(task_id, Subscription(flt))
+        self.socket = engine.control.stream(task_id, self.subscription)  # a remote.RemoteStream, or None
+        self.follow = Follow(flt, history_on_feed=self.socket is not None,
+                             store_fed=self._state is None and self.socket is None)
+
+    def observe(self) -> tuple[bool, bool]:
+        """(the task ended, the feed brought the whole history), as they are before a take(): every record
+        they cover is queued by then. A socket that gave up is dropped: the follow reads the store instead."""
+        socket = self.socket
+        if socket is not None and socket.failed:
+            log.debug("nbtasklog: reading %s over REST: %s", self.task_id, socket.failed)
+            socket.close()
+            self.socket = socket = None
+            self.follow.feed_lost()
+        if self._state is not None:
+            return self._state.done.is_set(), False
+        if socket is not None:
+            return socket.ended is not None, socket.history_end.is_set()  # ended: set after the last offer
+        return self.engine.is_finished(self.task_id), False
+
+    def take(self, timeout: float | None) -> list[LogRecord] | None:
+        """Everything queued, waiting up to `timeout` for a record; None when the subscription fell behind
+        (it queues again from now on: the follow reads from its cursor)."""
+        subscription = self.subscription
+        batch = subscription.take(timeout)
+        if subscription.lagging:
+            subscription.resume()  # before the catch-up's read: what comes meanwhile is queued
+            return None
+        return batch
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()
+        self.engine.unsubscribe(self.task_id, self.subscription)

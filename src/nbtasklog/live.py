@@ -1,5 +1,5 @@
-"""Live readers of a running task: each Subscription has its own filter and a bounded queue; LiveReaders
-holds every task's subscriptions."""
+"""Live readers of a running task: each Subscription has its own filter and a bounded queue (taken by a
+thread, or by an event loop: LoopSubscription); LiveReaders holds every task's subscriptions."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ class Subscription:
     The queue holds at most `max_queue` records. A reader that falls that far behind is not slowed
     down and loses nothing silently: the subscription stops queueing, sets `lagging`, and the reader
     re-reads from its cursor (the last seq it handled) through the history path, then resumes live.
+
+    offer() and take() are the two ends of the queue, and what a subclass overrides: LoopSubscription
+    both (its reader never waits, so no lock is needed), a reader that keeps records its own way offer().
     """
 
     def __init__(self, flt: LogFilter, max_queue: int = 50_000, on_ready: Callable[[], None] | None = None) -> None:
@@ -26,14 +29,19 @@ class Subscription:
         self.on_ready = on_ready  # called when the queue stops being empty (for event loops)
         self.lagging = False
         self.closed = False
-        # Set by Engine.subscribe when a server's WebSocket feeds this subscription (remote.RemoteStream).
-        self.remote: Any = None
+        self._match = _matcher(flt)
         self._queue: deque[LogRecord] = deque()
         self._ready = threading.Condition(threading.Lock())
 
+    @property
+    def pending(self) -> bool:
+        """Records are queued."""
+        return bool(self._queue)
+
     def offer(self, record: LogRecord) -> None:
         """Called by the emitter for every record of the task (under its lock, so in seq order)."""
-        if self.lagging or not self.filter.matches(record):
+        match = self._match
+        if self.lagging or (match is not None and not match(record)):
             return
         with self._ready:
             was_empty = not self._queue
@@ -50,6 +58,7 @@ class Subscription:
         """Change the filter; records queued under the old one and not matching the new one go."""
         with self._ready:
             self.filter = flt
+            self._match = _matcher(flt)
             kept = [r for r in self._queue if flt.matches(r)]
             self._queue.clear()
             self._queue.extend(kept)
@@ -81,6 +90,45 @@ class Subscription:
             self._ready.notify_all()
         if self.on_ready is not None:
             self.on_ready()
+
+
+class LoopSubscription(Subscription):
+    """A Subscription taken by an event loop: offer() wakes it through `on_ready`, and take() never waits.
+
+    offer() runs in the emitting or ingesting thread: it filters, bounds the queue (a full one sets
+    lagging) and calls on_ready when the queue stops being empty. The lock of Subscription is not
+    needed: deque append and popleft are atomic and only the loop pops.
+    """
+
+    def __init__(self, flt: LogFilter, max_queue: int, on_ready: Callable[[], None]) -> None:
+        super().__init__(flt, max_queue, on_ready)
+        self._wake = on_ready
+
+    def offer(self, record: LogRecord) -> None:
+        match = self._match
+        if self.lagging or (match is not None and not match(record)):
+            return
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            self.lagging = True  # set before the clear: the reader that sees it re-reads from its cursor
+            queue.clear()
+            return
+        queue.append(record)
+        if len(queue) == 1:
+            self._wake()
+
+    def take(self, timeout: float | None = None) -> list[LogRecord]:
+        """Everything queued, at once (`timeout` is not waited: the loop is woken by on_ready)."""
+        pop = self._queue.popleft
+        try:
+            return [pop() for _ in range(len(self._queue))]
+        except IndexError:  # offer() cleared the queue meanwhile: lagging is set, the reader catches up
+            return []
+
+
+def _matcher(flt: LogFilter) -> Callable[[LogRecord], bool] | None:
+    """The filter's in-memory face, or None when it keeps every record (then nothing need be asked)."""
+    return None if flt.with_limit(None) == LogFilter() else flt.matches
 
 
 class LiveReaders:

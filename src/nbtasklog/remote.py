@@ -29,6 +29,7 @@ import pyarrow as pa
 from sqlalchemy.engine import make_url
 
 from .filter import LogFilter
+from .follow import Follow
 from .live import Subscription
 from .record import LogRecord
 from .store.store import SQLError
@@ -146,7 +147,14 @@ def _as_url(database: str) -> str:
     return database_url(database).render_as_string(hide_password=True)
 
 
+TASK_PAGE = 1000  # most task rows GET tasks answers at once
 INGEST_BODY_CAP = 16 * 1024 * 1024  # bytes per ingest request: well under the server's 64 MiB default
+
+
+def _task_path(task_id: str, *rest: str) -> str:
+    """The API path of a task (and what is under it), its id %-escaped whole: an id holding '/', '?',
+    '#', '%' or a space is one path segment that names no other task and no other route."""
+    return "/".join(("tasks", urllib.parse.quote(task_id, safe=""), *rest))
 
 
 def _ingest_body(rows: list[dict[str, Any]], table: pa.Table) -> bytes:
@@ -310,7 +318,7 @@ class RemoteStore:
         records: list[LogRecord] = []
         while True:  # the server caps a page; walk the pages up to the limit
             try:
-                page = self.connection.get_json(f"tasks/{task_id}/logs", **params)
+                page = self.connection.get_json(_task_path(task_id, "logs"), **params)
             except ServerError as error:
                 if error.status == 404:  # a task run here whose first batch has not arrived yet
                     return records
@@ -323,7 +331,7 @@ class RemoteStore:
 
     def log_stats(self, task_id: str) -> dict[str, Any]:
         try:
-            stats = self.connection.get_json(f"tasks/{task_id}/logs/stats")
+            stats = self.connection.get_json(_task_path(task_id, "logs", "stats"))
         except ServerError as error:
             if error.status == 404:  # a task run here whose first batch has not arrived yet
                 return {"levels": {}, "sources": {}, "metadata_keys": []}
@@ -333,7 +341,7 @@ class RemoteStore:
 
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         try:
-            return task_row_from_wire(self.connection.get_json(f"tasks/{task_id}"))
+            return task_row_from_wire(self.connection.get_json(_task_path(task_id)))
         except ServerError as error:
             if error.status == 404:
                 return None
@@ -341,19 +349,37 @@ class RemoteStore:
 
     def list_tasks(self, status: Iterable[str] | None = None, plugin: str | None = None,
                    before_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": min(limit, 1000)}
+        """Newest first, up to `limit` rows, walking the server's pages (at most TASK_PAGE rows each)."""
+        params: dict[str, Any] = {}
         if status:
             params["status"] = ",".join(status)
         if plugin:
             params["plugin"] = plugin
-        if before_id:
-            params["before"] = before_id
-        return [task_row_from_wire(t) for t in self.connection.get_json("tasks", **params)["tasks"]]
+        rows: list[dict[str, Any]] = []
+        cursor = before_id or None
+        while len(rows) < limit:
+            if cursor:
+                params["before"] = cursor
+            page = self.connection.get_json("tasks", **params, limit=min(limit - len(rows), TASK_PAGE))
+            rows.extend(task_row_from_wire(t) for t in page["tasks"])
+            cursor = page["cursor"]
+            if cursor is None:
+                break
+        return rows
 
     def delete_tasks(self, task_ids: list[str]) -> int:
+        """Delete each task the server has, with its records; returns how many there were. A task the
+        server still runs is refused (ServerError 409): the engine asks only for finished ones."""
+        deleted = 0
         for task_id in task_ids:
-            self.connection.request("DELETE", f"tasks/{task_id}")
-        return len(task_ids)
+            try:
+                self.connection.request("DELETE", _task_path(task_id))
+            except ServerError as error:
+                if error.status != 404:  # 404: not there (never was, or deleted already)
+                    raise
+            else:
+                deleted += 1
+        return deleted
 
     def cleanup(self, older_than: str) -> list[str]:
         return self.connection.send_json("POST", "cleanup", {"older_than": older_than})["deleted"]
@@ -383,7 +409,7 @@ class RemoteStore:
         return task_row_from_wire(self.connection.send_json("POST", "tasks", body))
 
     def cancel(self, task_id: str) -> bool:
-        return bool(self.connection.send_json("POST", f"tasks/{task_id}/cancel", {})["cancelled"])
+        return bool(self.connection.send_json("POST", _task_path(task_id, "cancel"), {})["cancelled"])
 
     def plugins(self) -> list[dict[str, Any]]:
         return self.connection.get_json("plugins")["plugins"]
@@ -530,9 +556,10 @@ class RemoteStream(_Socket):
 
     Read from the reader's thread: `cursor` (the last seq offered), `history_end` (set once the
     history up to the seam has been offered), `ended` (the task's final status, set after its last
-    record was offered), `failed` (why the socket gave up: read over REST instead), `received`. After a reconnect the socket asks for the records past `cursor` again, so none is
-    lost or repeated; a `lagging` message needs nothing here: the server then re-reads from its own
-    cursor and goes on.
+    record was offered), `failed` (why the socket gave up: read over REST instead), `received`. The
+    socket's Follow (the server's messages bring history and live records alike) offers only records
+    past `cursor`, and a reconnect asks for those again, so none is lost or repeated; a `lagging`
+    message needs nothing here: the server then re-reads from its own cursor and goes on.
     """
 
     def __init__(self, store: RemoteStore, task_id: str, subscription: Subscription,
@@ -540,28 +567,28 @@ class RemoteStream(_Socket):
         super().__init__(store)
         self.path = f"tasks/{urllib.parse.quote(task_id, safe='')}/logs/stream"
         self.subscription = subscription
-        self.cursor = subscription.filter.after_seq or 0
+        self.follow = Follow(subscription.filter, history_on_feed=True)
         self.on_status = on_status
         self.history_end = threading.Event()
         self.ended: str | None = None
 
+    @property
+    def cursor(self) -> int:
+        return self.follow.last
+
     def params(self) -> dict[str, Any]:
-        params = self.subscription.filter.with_limit(None).to_params()
-        params["after"] = str(self.cursor)
-        return params
+        return self.follow.from_cursor().to_params()
 
     def handle(self, message: dict[str, Any]) -> bool:
         kind = message.get("type")
         if kind == "records":
-            offer, cursor, count = self.subscription.offer, self.cursor, 0
-            for item in message["records"]:
-                if item["seq"] > cursor:
-                    offer(record_from_wire(item))
-                    cursor = item["seq"]
-                    count += 1
-            self.cursor = cursor
-            self.store.socket_counts["records"] += count
+            fresh = self.follow.live([record_from_wire(item) for item in message["records"]])
+            offer = self.subscription.offer
+            for record in fresh:
+                offer(record)
+            self.store.socket_counts["records"] += len(fresh)
         elif kind == "history_end":
+            self.follow.reach_seam()
             self.history_end.set()
             self.subscription.wake()
         elif kind == "status":
@@ -570,6 +597,7 @@ class RemoteStream(_Socket):
         elif kind == "lagging":
             self.store.socket_counts["lagging"] += 1
         elif kind == "end":
+            self.follow.finish()
             self.ended = message["status"]
             self.subscription.wake()
             return True

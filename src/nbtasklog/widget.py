@@ -21,8 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +29,10 @@ import anywidget
 import traitlets
 
 from .connection import get_engine
-from .engine import Engine
+from .engine import Engine, LiveFeed
 from .errors import UnknownTaskError
-from .filter import LogFilter, make_filter
-from .live import Subscription
+from .filter import LogFilter
+from .follow import PAGE
 from .record import LogRecord
 from .server.export import EXPORT_WRITERS, log_pages
 from .task import Task, task_text
@@ -42,9 +41,7 @@ from .wire import jsonable
 log = logging.getLogger("nbtasklog")
 
 BATCH_INTERVAL = 0.05  # seconds: live records are sent at most this often per stream (like the WebSocket)
-HISTORY_PAGE = 10_000  # records per history message
 STATUS_INTERVAL = 0.1  # seconds: task status and progress at most this often per stream
-FILTER_FIELDS = {"level", "source", "search", "meta", "errors_only"}
 
 
 def encode_records(records: list[LogRecord]) -> bytes:
@@ -68,16 +65,9 @@ def encode_records(records: list[LogRecord]) -> bytes:
 
 
 def filter_from_spec(spec: Any) -> LogFilter:
-    """The viewer's filter message (make_filter's user-facing arguments) as a LogFilter."""
-    if spec is None:
-        spec = {}
-    if not isinstance(spec, dict):
-        raise ValueError("filter must be an object")
-    fields = {k: v for k, v in spec.items() if v is not None}
-    unknown = set(fields) - FILTER_FIELDS
-    if unknown:
-        raise ValueError(f"unknown filter field(s) {', '.join(sorted(unknown))}")
-    return make_filter(**fields).with_limit(None)
+    """The viewer's filter (LogFilter.to_wire's form; none: every record) as a LogFilter, without a
+    limit: a stream and an export go on to the last matching record."""
+    return LogFilter.from_wire({} if spec is None else spec).with_limit(None)
 
 
 class _Stream:
@@ -104,82 +94,57 @@ class _Stream:
             if not self.stop.is_set():
                 self.widget.send({"type": "stream", "stream": self.id, "event": event, **content}, buffers)
 
-    def _send_records(self, records: list[LogRecord]) -> int:
-        for start in range(0, len(records), HISTORY_PAGE):
-            page = records[start:start + HISTORY_PAGE]
+    def _send_records(self, records: Sequence[LogRecord]) -> None:
+        for start in range(0, len(records), PAGE):
+            page = records[start:start + PAGE]
             self.send("records", [encode_records(page)], cursor=page[-1].seq, count=len(page))
-        return records[-1].seq
 
-    def _catch_up(self, last: int) -> int:
-        page = replace(self.filter, after_seq=last, limit=HISTORY_PAGE, order="asc")
-        while not self.stop.is_set():
-            records = list(self.engine.logs(self.task_id, page))
-            if not records:
-                return last
-            last = self._send_records(records)
-            if len(records) < HISTORY_PAGE:
-                return last
-            page = page.next_page(records)
-        return last
+    def _take(self, feed: LiveFeed, finished: bool) -> list[LogRecord] | None:
+        """A live batch, with what comes within BATCH_INTERVAL of it; None when the reader fell behind."""
+        batch = feed.take(0 if finished else 0.25)
+        if batch and not finished:
+            self.stop.wait(BATCH_INTERVAL)  # gather what comes meanwhile into one message
+            more = feed.take(0)
+            batch = None if more is None else batch + more
+        return batch
 
     def _run(self) -> None:
-        engine = self.engine
-        subscription = engine.subscribe(self.task_id, Subscription(self.filter))
-        # A task run by the server (remote engine): its log WebSocket brings the history and the live records.
-        stream = subscription.remote
-        last = 0
+        engine, task_id = self.engine, self.task_id
+        # Of a task the server runs (a remote engine), its log WebSocket brings the history and the live records.
+        feed = engine.live_feed(task_id, self.filter)
+        follow = feed.follow
         next_status = 0.0
         try:
-            if stream is None:
-                last = self._catch_up(last)
-                self.send("history_end", cursor=last)
-            history_sent = stream is None
-            local = engine.runner.get(self.task_id) is not None
             while not self.stop.is_set():
-                if stream is not None and stream.failed:  # the socket gave up: read over REST from here on
-                    log.debug("nbtasklog: widget reads %s over REST: %s", self.task_id, stream.failed)
-                    stream = None
-                    last = self._catch_up(last)
-                if stream is None:
-                    finished, seam = engine.is_finished(self.task_id), True
+                live = not follow.reading
+                if live:
+                    finished, seam = feed.observe()
+                    batch = self._take(feed, finished)
+                    if self.stop.is_set():
+                        return
+                    if batch is None:
+                        follow.lagged()
+                        continue
+                    self._send_records(follow.live(batch, finished=finished, seam=seam))
                 else:
-                    # Both read before take(): every record they cover is queued by then.
-                    finished, seam = stream.ended is not None, stream.history_end.is_set()
-                batch = subscription.take(timeout=0 if finished else 0.25)
-                if batch and not finished:
-                    self.stop.wait(BATCH_INTERVAL)  # gather what comes meanwhile into one message
-                    batch += subscription.take(timeout=0)
-                if self.stop.is_set():
-                    return
-                if subscription.lagging:
-                    subscription.resume()
-                    last = self._catch_up(last)
-                    continue
-                fresh = [r for r in batch if r.seq > last]
-                if fresh:
-                    last = self._send_records(fresh)
-                elif not local and stream is None:
-                    last = self._catch_up(last)  # a task run elsewhere, no socket: its records reach us through the store
-                if not history_sent and seam:
-                    history_sent = True
-                    self.send("history_end", cursor=last)
+                    self._send_records(follow.page(engine.logs(task_id, follow.next_page())))
+                if follow.announce_seam():
+                    self.send("history_end", cursor=follow.last)
                 now = _monotonic()
-                if self.status_due is not None and now >= next_status:
+                if live and self.status_due is not None and now >= next_status:
                     row, self.status_due = self.status_due, None
                     self.send("status", task=jsonable(row))
                     next_status = now + STATUS_INTERVAL
-                if finished and not batch:
-                    if stream is None:
-                        last = self._catch_up(last)
-                    info = engine.task_info(self.task_id)
+                if follow.ended:
+                    info = engine.task_info(task_id)
                     self.send("status", task=jsonable(info))
-                    self.send("end", status=info["status"], cursor=last)
+                    self.send("end", status=info["status"], cursor=follow.last)
                     return
         except Exception as error:  # the front end shows it; the kernel keeps running
-            log.warning("nbtasklog: widget stream of %s ended: %s", self.task_id, error)
+            log.warning("nbtasklog: widget stream of %s ended: %s", task_id, error)
             self.send("error", message=f"{type(error).__name__}: {error}")
         finally:
-            engine.unsubscribe(self.task_id, subscription)
+            feed.close()
 
     def close(self) -> None:
         with self.widget._send_lock:

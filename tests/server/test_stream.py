@@ -188,7 +188,7 @@ async def test_filter_change_on_open_socket(api, start, gate, sockets):
     assert seqs_of(records_of(before)) == list(range(1, 12))
     await ws.write_message(json.dumps({"type": "filter", "source": "superset_api"}))
     reset = await read_json(ws)
-    assert reset == {"type": "reset", "filter": {"source": "superset_api"}}
+    assert reset == {"type": "reset", "filter": {"source": ["superset_api"]}}  # the filter's wire form (to_wire)
     replayed = await read_until(ws, is_history_end)
     assert [r["metadata"]["dashboard_id"] for r in records_of(replayed)] == [2, 4, 6, 8, 10]
     event.set()
@@ -200,7 +200,12 @@ async def test_filter_change_on_open_socket(api, start, gate, sockets):
     # the filter can change again on the same socket after the end: replays the matching history
     await ws.write_message(json.dumps({"type": "filter", "search": "record 3 of", "meta": {"dashboard_id": 3}}))
     reset = await read_json(ws)
-    assert reset["type"] == "reset" and reset["filter"] == {"search": "record 3 of", "meta.dashboard_id": "3"}
+    assert reset["type"] == "reset" and reset["filter"] == {"search": "record 3 of", "meta": ["dashboard_id=3"]}
+    assert [r["message"] for r in records_of(await read_until(ws, is_end))] == ["record 3 of 40"]
+    # the widget's form (metadata as "key=value" texts, null for what is not set) is the same filter
+    await ws.write_message(json.dumps({"type": "filter", "level": None, "source": None, "search": "record 3 of",
+                                       "meta": ["dashboard_id=3"], "errors_only": False}))
+    assert (await read_json(ws))["filter"] == {"search": "record 3 of", "meta": ["dashboard_id=3"]}
     assert [r["message"] for r in records_of(await read_until(ws, is_end))] == ["record 3 of 40"]
 
 
@@ -223,11 +228,14 @@ async def test_filter_change_with_after_and_level(api, start, finished, sockets)
         (json.dumps({"type": "subscribe"}), ["filter"]),
         (json.dumps({"type": "filter", "level": "LOUD"}), ["LOUD"]),
         (json.dumps({"type": "filter", "colour": "red"}), ["colour"]),
-        (json.dumps({"type": "filter", "meta": ["x"]}), ["meta"]),
+        (json.dumps({"type": "filter", "meta": "x"}), ["meta must be a list"]),
         (json.dumps({"type": "filter", "meta": {"bad key": 1}}), ["metadata key"]),
-        (json.dumps({"type": "filter", "source": 5}), []),  # the message is Python's ("'int' object is not iterable")
+        (json.dumps({"type": "filter", "meta": ["k=1", "k=2"]}), ["two values"]),
+        (json.dumps({"type": "filter", "source": 5}), ["source must be a name or a list of names"]),
         (json.dumps({"type": "filter", "after": "x"}), ["after"]),
         (json.dumps({"type": "filter", "search": 5}), ["search"]),
+        (json.dumps({"type": "filter", "errors_only": "no"}), ["errors_only must be true or false"]),
+        (json.dumps({"type": "filter", "since": "2024-05-01T12:00:00"}), ["since needs a UTC offset"]),
     ],
 )
 async def test_bad_filter_message_keeps_socket_open(api, start, finished, sockets, message, words):

@@ -15,8 +15,8 @@ from typing import Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..engine import PAGE
 from ..filter import LogFilter
+from ..follow import PAGE
 from ..record import LogRecord
 from ..store.store import LOG_ARROW_SCHEMA, records_to_arrow
 from ..wire import dumps
@@ -87,17 +87,20 @@ class ParquetExport:
         self._writer: pq.ParquetWriter | None = None
 
     def page(self, records: list[LogRecord]) -> bytes:
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(pa.PythonFile(self, mode="w"), LOG_ARROW_SCHEMA)
+        writer = self._opened()
         if records:
-            self._writer.write_table(records_to_arrow(records))
+            writer.write_table(records_to_arrow(records))
         return self._take()
 
     def close(self) -> bytes:
-        if self._writer is None:
-            self.page([])
-        self._writer.close()  # type: ignore[union-attr]
+        self._opened().close()
         return self._take()
+
+    def _opened(self) -> pq.ParquetWriter:
+        """The file's writer, made with the first page (or at close, for a log without records)."""
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(pa.PythonFile(self, mode="w"), LOG_ARROW_SCHEMA)
+        return self._writer
 
     def _take(self) -> bytes:
         data, self._chunks = b"".join(self._chunks), []

@@ -1,6 +1,5 @@
-"""How a task's sockets read its live records: one window shared by every socket of a task run in this
-process (one subscriber, per-socket positions, texts and messages made once per filter and range), and
-a queue per socket for a task run elsewhere (a kernel's, ingested)."""
+"""The live window of a task run in this process, shared by all of its sockets: one subscriber, per-socket
+positions, texts and messages made once per filter and range."""
 
 from __future__ import annotations
 
@@ -11,6 +10,7 @@ from itertools import islice
 from typing import Any
 
 from ..filter import LogFilter
+from ..follow import PAGE
 from ..levels import Level, levels_at_or_above
 from ..live import Subscription
 from ..record import LogRecord, new_tuple
@@ -18,49 +18,10 @@ from ..runner import TaskState
 from ..wire import record_text
 from .services import Services
 
-PAGE = 10_000  # records per message while a socket catches up (from the store or from the live window)
-
 
 def records_message(texts: Any, cursor: int) -> str:
     """{"type": "records", "records": [...], "cursor": SEQ} from the records' JSON texts."""
     return '{"type": "records", "records": [' + ", ".join(texts) + f'], "cursor": {cursor}}}'
-
-
-class SocketSubscription(Subscription):
-    """The live records of a task run elsewhere (ingested from a kernel), for one socket.
-
-    offer() runs in the ingesting thread: it filters, bounds the queue (a full one sets lagging) and
-    wakes the reader. The loop takes with timeout=0, so the Condition of Subscription is not needed:
-    deque append and popleft are atomic and only the loop pops.
-    """
-
-    def __init__(self, flt: LogFilter, max_queue: int, on_ready: Any) -> None:
-        super().__init__(flt, max_queue, on_ready)
-        self._match = None if flt.with_limit(None) == LogFilter() else flt.matches
-
-    def offer(self, record: Any) -> None:
-        if self.lagging or (self._match is not None and not self._match(record)):
-            return
-        queue = self._queue
-        if len(queue) >= self.max_queue:
-            self.lagging = True  # set before the clear: the reader that sees it re-reads from its cursor
-            queue.clear()
-            return
-        queue.append(record)
-        if len(queue) == 1:
-            self.on_ready()
-
-    def take(self, timeout: float | None = None) -> list[Any]:
-        pop = self._queue.popleft
-        try:
-            return [pop() for _ in range(len(self._queue))]
-        except IndexError:  # offer() cleared the queue meanwhile: lagging is set, the reader catches up
-            return []
-
-    @property
-    def pending(self) -> bool:
-        """Records are queued for the socket."""
-        return bool(self._queue)
 
 
 def _batch_filter(flt: LogFilter) -> Any:

@@ -5,10 +5,10 @@ Log stream protocol (JSON text messages):
                     {"type": "history_end", "cursor": SEQ}                 history sent; live records follow
                     {"type": "status", "task": {...}}                      status or progress changed
                     {"type": "lagging", "cursor": SEQ}                     fell behind; catching up from SEQ
-                    {"type": "reset", "filter": {...}}                     a new filter applies from here on
+                    {"type": "reset", "filter": {...}}                     a new filter (to_wire) applies from here on
                     {"type": "end", "status": STATUS, "cursor": SEQ}       the task ended; nothing more comes
                     {"type": "error", "message": "..."}                    a bad client message (the socket stays)
-  client -> server  {"type": "filter", "level": ..., "source": ..., "search": ..., "meta": {...}, "after": SEQ}
+  client -> server  {"type": "filter", "level": ..., "source": [...], "meta": [...], "after": SEQ, ...}  (LogFilter.to_wire's fields)
 The socket closes with code 4404 for an unknown task and 4400 for a bad filter in the URL.
 
 The sockets of a task run in this process read its live records from one shared window
@@ -22,7 +22,6 @@ import json
 import time
 from dataclasses import replace
 from http.client import responses
-from itertools import islice
 from typing import Any
 
 from jupyter_server.auth.decorator import ws_authenticated
@@ -33,12 +32,13 @@ from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..errors import UnknownTaskError
-from ..filter import FilterError, LogFilter, make_filter
-from ..live import Subscription
+from ..filter import FilterError, LogFilter
+from ..follow import Follow
+from ..live import LoopSubscription, Subscription
 from ..runner import TaskState
 from ..wire import dumps, record_text
 from .errors import INTERNAL_ERROR, allowed_methods, close_code, error_status
-from .live_window import PAGE, LiveWindow, SocketSubscription, records_message
+from .live_window import LiveWindow, records_message
 from .rest import filter_from_query
 from .services import Services
 
@@ -136,8 +136,6 @@ class LogStreamHandler(_AuthorizedSocket):
                 last = await self._stream_window(flt, state)
             else:
                 last = await self._stream_subscription(flt)
-            # Records of tasks run elsewhere arrive through the store too: one last look.
-            last = await self._catch_up(flt, last)
             info = await self.services.run(engine.task_info, self.task_id)
             await self.send({"type": "status", "task": info})
             await self.send({"type": "end", "status": info["status"], "cursor": last})
@@ -158,48 +156,54 @@ class LogStreamHandler(_AuthorizedSocket):
         reader = object()  # this run's place in the window (a filter change starts another run)
         window.readers.add(reader)
         key = replace(flt, after_seq=None)
+        # The records before the window's first were emitted earlier: they are in the store or its buffer.
+        # The end is told after one more read of the store: a server stopping meanwhile (its store
+        # closing) closes the socket instead, and the client resumes from its cursor on the next one.
+        follow = Follow(flt, feed_from=window.first, last_look=True)
         try:
-            last, pos = await self._catch_up_window(window, flt, flt.after_seq or 0)
-            await self.send({"type": "history_end", "cursor": last})
-            while True:
+            await self._read(follow)
+            await self.send({"type": "history_end", "cursor": follow.last})
+            while not follow.ended:
+                if follow.reading:  # the last look at the store after the end, or a catch-up
+                    await self._read(follow)
+                    continue
                 finished = state.done.is_set()  # before the tick: the tick's drain then holds its last record
                 await window.ticked.wait()
                 await self._flush_status()
                 while True:
-                    taken = window.take(key, pos)
-                    if taken is None:
-                        await self.send({"type": "lagging", "cursor": last})
-                        last, pos = await self._catch_up_window(window, flt, last)
+                    taken = window.take(key, follow.position)
+                    if taken is None:  # the window no longer holds the records after this socket's position
+                        await self.send({"type": "lagging", "cursor": follow.last})
+                        follow.lagged(feed_from=window.first)
+                        await self._read(follow)
                         continue
-                    message, cursor, pos = taken
-                    if message is not None:
+                    message, cursor, position = taken
+                    drained = position >= window.end  # else a page of a catch-up inside the window: the next one at once
+                    if follow.live_through(cursor, position, finished=finished and drained):
                         await self.write_message(message)
-                        last = cursor  # type: ignore[assignment]
-                    if pos >= window.end:
-                        break  # else a page of a catch-up inside the window: the next one at once
-                if finished:
-                    return last
+                    if drained:
+                        break
+            return follow.last
         finally:
             window.readers.discard(reader)
             if not window.readers and services.windows.get(task_id) is window:
                 del services.windows[task_id]
                 window.close()
 
-    async def _catch_up_window(self, window: LiveWindow, flt: LogFilter, last: int) -> tuple[int, int]:
-        """History after `last` that the window no longer holds, from the store; returns the new cursor
-        and the window position to read on from (the window holds the rest, its texts shared)."""
-        first = window.first  # records before it were emitted earlier: they are in the store or its buffer
-        last = await self._catch_up(replace(flt, before_seq=first), last)
-        return last, max(first - 1, last)
-
     async def _stream_subscription(self, flt: LogFilter) -> int:
         """A task run elsewhere (a kernel's, ingested): history, then live records, until it ended."""
         engine = self.services.engine
-        subscription = SocketSubscription(flt, self.services.stream_queue, on_ready=self._wake)
+        subscription = LoopSubscription(flt, self.services.stream_queue, on_ready=self._wake)
         self._swap_subscription(subscription)
-        last = await self._catch_up(flt, flt.after_seq or 0)
-        await self.send({"type": "history_end", "cursor": last})
-        while True:
+        # Records of a task run elsewhere may reach the store without passing this server's ingest
+        # (another process on the same database): the store is read too when the queue is quiet.
+        follow = Follow(flt, store_fed=True)
+        await self._read(follow)
+        await self.send({"type": "history_end", "cursor": follow.last})
+        while not follow.ended:
+            if follow.reading:
+                await self._read(follow)
+                continue
             finished = await self.services.run(engine.is_finished, self.task_id)
             if not (finished or subscription.pending or subscription.lagging):
                 try:
@@ -211,28 +215,23 @@ class LogStreamHandler(_AuthorizedSocket):
             await self._flush_status()
             batch = subscription.take(timeout=0)
             if subscription.lagging:
-                await self.send({"type": "lagging", "cursor": last})
-                subscription.resume()
-                last = await self._catch_up(flt, last)
+                await self.send({"type": "lagging", "cursor": follow.last})
+                subscription.resume()  # before the catch-up's read: what comes meanwhile is queued
+                follow.lagged()
                 continue
-            fresh = [r for r in batch if r.seq > last]
+            fresh = follow.live(batch, finished=finished)
             if fresh:
-                last = fresh[-1].seq
-                await self.write_message(records_message(map(record_text, fresh), last))
-            if finished and not batch:
-                return last
+                await self.write_message(records_message(map(record_text, fresh), follow.last))
+        return follow.last
 
-    async def _catch_up(self, flt: LogFilter, last: int) -> int:
-        """Send history after `last`, page by page; returns the new cursor."""
-        engine = self.services.engine
-        while True:
-            page = await self.services.run(lambda: list(islice(engine.history(self.task_id, flt, last), PAGE)))
-            if not page:
-                return last
-            last = page[-1].seq
-            await self.write_message(records_message(map(record_text, page), last))
-            if len(page) < PAGE:
-                return last
+    async def _read(self, follow: Follow) -> None:
+        """The history pages the follow asks for, from the store (in the executor), each sent as one message."""
+        engine, task_id = self.services.engine, self.task_id
+        while follow.reading:
+            page = follow.next_page()
+            records = follow.page(await self.services.run(engine.logs, task_id, page))
+            if records:
+                await self.write_message(records_message(map(record_text, records), follow.last))
 
     def _wake(self) -> None:
         self.loop.call_soon_threadsafe(self.ready.set)
@@ -260,20 +259,11 @@ class LogStreamHandler(_AuthorizedSocket):
             data = json.loads(message)
             if not isinstance(data, dict) or data.get("type") != "filter":
                 raise FilterError('send {"type": "filter", ...} to change the filter')
-            fields = {k: v for k, v in data.items() if k != "type"}
-            meta = fields.pop("meta", None)
-            if isinstance(meta, dict):
-                fields["meta"] = meta
-            elif meta is not None:
-                raise FilterError("meta must be an object of key: value")
-            unknown = set(fields) - {"level", "source", "search", "meta", "after", "errors_only"}
-            if unknown:
-                raise FilterError(f"unknown filter field(s) {', '.join(sorted(unknown))}")
-            flt = make_filter(**fields)
+            flt = LogFilter.from_wire({k: v for k, v in data.items() if k != "type"})
         except (ValueError, TypeError) as error:
             self.send({"type": "error", "message": str(error)})
             return
-        self.send({"type": "reset", "filter": flt.to_params()})
+        self.send({"type": "reset", "filter": flt.to_wire()})
         self._start(flt)
 
     def on_close(self) -> None:

@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -136,6 +136,19 @@ class Health:
 
 
 class WriteBuffer:
+    """What is on its way to the store: records and task rows queued, batched, written, retried, spilled."""
+
+    append: Callable[[tuple[Any, ...]], None]
+    """Queue one record, a plain tuple of its fields: the record queue's own `deque.append`, bound once
+    in __init__, so a record's way in is one C call with no Python frame and no lock (only the flusher
+    takes records out, from the other end, watching the queue's length). Emitters hand in plain tuples;
+    a LogRecord is copied first (`tuple(record)`, as Engine.ingest does).
+    A tuple subclass such as LogRecord stays tracked by the garbage collector for good, so a queue of
+    them made every full collection walk all of them (a third of the time of a 10^6-record task went
+    there); a plain tuple of str/int/None is untracked at its first collection. unwritten() gives
+    LogRecords back.
+    """
+
     def __init__(
         self,
         store: LogStore,
@@ -153,7 +166,8 @@ class WriteBuffer:
         self._on_connect = on_connect  # run once, before the first write, when the database answers
         self._connected = False
 
-        self._records: deque[tuple] = deque()  # LogRecord fields as plain tuples (see append)
+        self._records: deque[tuple[Any, ...]] = deque()  # LogRecord fields as plain tuples (see append)
+        self.append = self._records.append
         self._batches: deque[_Batch] = deque()  # oldest first
         self._tasks: dict[str, dict[str, Any]] = {}  # latest unwritten row per task
         self._settings: dict[str, str] = {}
@@ -183,19 +197,7 @@ class WriteBuffer:
         _to_arrow([LogRecord("", 0, 0, "INFO", "", "", None)])
         self._load_spill()
 
-    # ---- producers ----------------------------------------------------------------------------
-    @property
-    def append(self) -> Callable[[tuple], None]:
-        """Queue one record, a plain tuple of its fields: the hot path is the deque's own append (the
-        flusher watches the length). Emitters hand in plain tuples; a LogRecord is copied first
-        (`tuple(record)`, as Engine.ingest does).
-        A tuple subclass such as LogRecord stays tracked by the garbage collector for good, so a
-        queue of them made every full collection walk all of them (a third of the time of a
-        10^6-record task went there); a plain tuple of str/int/None is untracked at its first
-        collection. unwritten() gives LogRecords back.
-        """
-        return self._records.append
-
+    # ---- producers (append: see above) --------------------------------------------------------
     def put_task(self, row: Mapping[str, Any]) -> None:
         """Queue the latest state of a task row; it is written with the next batch."""
         with self._lock:
@@ -347,7 +349,7 @@ class WriteBuffer:
         """Move the records queued now into Arrow batches, spilling to disk past the memory cap.
 
         Only those queued when it starts: chasing the records a running task adds meanwhile made a
-        tail of small batches, each its own transaction (14 of 21 writes for 10^6 records, bench 2).
+        tail of small batches, each its own transaction (14 of the 21 writes of a 10^6-record task).
         """
         records = self._records
         popleft = records.popleft
@@ -610,7 +612,8 @@ def _remove(path: Path, strict: bool = False) -> None:
 
 
 
-def _to_arrow(records: list[LogRecord]) -> pa.Table:
+def _to_arrow(records: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """Records (plain tuples of LogRecord's fields, or LogRecords) as an Arrow batch."""
     try:
         return records_to_arrow(records)
     except (pa.ArrowException, UnicodeError):
@@ -618,9 +621,11 @@ def _to_arrow(records: list[LogRecord]) -> pa.Table:
         return records_to_arrow([_clean(r) for r in records])
 
 
-def _clean(record: LogRecord) -> LogRecord:
-    def fix(text: str | None) -> str | None:
-        return None if text is None else text.encode("utf-8", "replace").decode("utf-8")
+def _clean(fields: tuple[Any, ...]) -> LogRecord:
+    def fix(text: str) -> str:
+        return text.encode("utf-8", "replace").decode("utf-8")
 
-    record = LogRecord._make(record)  # queued records are plain tuples (see WriteBuffer.append)
-    return record._replace(source=fix(record.source), message=fix(record.message), metadata_json=fix(record.metadata_json))
+    record = LogRecord._make(fields)  # queued records are plain tuples (see WriteBuffer.append)
+    meta = record.metadata_json
+    return record._replace(source=fix(record.source), message=fix(record.message),
+                           metadata_json=None if meta is None else fix(meta))

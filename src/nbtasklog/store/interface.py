@@ -5,7 +5,7 @@ runs the same calls on both."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
 from sqlalchemy.engine import URL
@@ -14,6 +14,7 @@ from ..filter import LogFilter
 from ..record import LogRecord
 
 
+@runtime_checkable
 class LogStore(Protocol):
     url: URL  # where the records live (for people and for the spill directory's name)
     gil_bound_writes: bool  # the client takes the GIL between a write's steps: write in short GIL turns
@@ -28,8 +29,13 @@ class LogStore(Protocol):
     def get_task(self, task_id: str) -> dict[str, Any] | None: ...
     def list_tasks(self, status: Iterable[str] | None = None, plugin: str | None = None,
                    before_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]: ...
-    def delete_tasks(self, task_ids: list[str]) -> int: ...
-    def load_settings(self) -> dict[str, str]: ...
+    def delete_tasks(self, task_ids: list[str]) -> int:
+        """Delete these tasks with their records; returns how many of them there were."""
+
+    def load_settings(self) -> dict[str, str]:
+        """The stored settings by name, as text (a server's answer names every setting, its defaults
+        included: SettingsManager.load reads both alike)."""
+
     def sql(self, query: str, max_rows: int, timeout: float) -> tuple[pa.Table, bool]: ...
 
     def reset(self) -> None:

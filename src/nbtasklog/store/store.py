@@ -14,7 +14,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -69,8 +70,9 @@ def database_url(target: str | os.PathLike[str] | URL) -> URL:
     return url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url
 
 
-def records_to_arrow(records: list[LogRecord]) -> pa.Table:
-    """Column-wise Arrow table of records; the one shape batches have in memory, on disk and in transit."""
+def records_to_arrow(records: Sequence[tuple[Any, ...]]) -> pa.Table:
+    """Column-wise Arrow table of records (LogRecords, or plain tuples of their fields as the write buffer
+    queues them); the one shape batches have in memory, on disk and in transit."""
     if not records:
         return LOG_ARROW_SCHEMA.empty_table()
     # The tuples go to Arrow as one struct array, converted in C++: transposing them in Python
@@ -297,8 +299,10 @@ class Store:
         """Counts by level and by source, and the top-level metadata keys seen, for one task."""
         where = task_logs.c.task_id == task_id
         with self.engine.connect() as conn:
-            levels = dict(conn.execute(select(task_logs.c.level, func.count()).where(where).group_by(task_logs.c.level)).all())
-            sources = dict(conn.execute(select(task_logs.c.source, func.count()).where(where).group_by(task_logs.c.source)).all())
+            levels: dict[str, int] = dict(conn.execute(
+                select(task_logs.c.level, func.count()).where(where).group_by(task_logs.c.level)).all())
+            sources: dict[str, int] = dict(conn.execute(
+                select(task_logs.c.source, func.count()).where(where).group_by(task_logs.c.source)).all())
             keys: set[str] = set()
             if self.is_duckdb:
                 keys_query = select(func.unnest(func.json_keys(task_logs.c.metadata))).distinct().where(
@@ -405,6 +409,7 @@ class Store:
         connection = self.engine.raw_connection()
         try:
             raw = connection.driver_connection  # psycopg 3
+            assert raw is not None  # a pool's connection is open until closed below
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise SQLError(f"query cancelled after the {_seconds(timeout)} s time limit")
@@ -598,7 +603,7 @@ def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _rows_to_arrow(names: list[str], rows: list[tuple[Any, ...]], json_columns: set[int] = frozenset()) -> pa.Table:
+def _rows_to_arrow(names: list[str], rows: list[tuple[Any, ...]], json_columns: AbstractSet[int] = frozenset()) -> pa.Table:
     """Query rows as Arrow columns. A column Arrow cannot type (mixed JSON values, NaN among numerics, 'infinity'
     among dates, ranges...) becomes text: JSON text for json/jsonb columns, PostgreSQL's text otherwise."""
     columns = []
@@ -628,17 +633,19 @@ def _lenient_dates(cursor: Any) -> None:
 @functools.cache
 def _lenient_date_loaders() -> dict[str, type]:
     import psycopg
+    from psycopg.adapt import Loader
     from psycopg.types import datetime as pg_datetime
 
-    def lenient(base: type) -> type:
-        class Lenient(base):  # type: ignore[misc, valid-type]
-            def load(self, data: Any) -> Any:
-                try:
-                    return super().load(data)
-                except psycopg.DataError:
-                    return bytes(data).decode()
+    def lenient(base: type[Loader]) -> type:
+        """A subclass of `base` whose load gives PostgreSQL's text of a value `base` cannot load."""
 
-        return Lenient
+        def load(self: Loader, data: Any) -> Any:
+            try:
+                return base.load(self, data)
+            except psycopg.DataError:
+                return bytes(data).decode()
+
+        return type(f"Lenient{base.__name__}", (base,), {"load": load})
 
     return {"date": lenient(pg_datetime.DateLoader), "timestamp": lenient(pg_datetime.TimestampLoader),
             "timestamptz": lenient(pg_datetime.TimestamptzLoader)}
@@ -851,7 +858,8 @@ def _json_text(value: Any) -> str | None:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _task_row(row: Mapping[str, Any]) -> dict[str, Any]:
+def _task_row(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """A tasks row as the store hands it out: params parsed, times in UTC."""
     out = dict(row)
     params = out.get("params")
     out["params"] = json.loads(params) if isinstance(params, str) else params
