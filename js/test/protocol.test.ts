@@ -10,6 +10,7 @@ import { filterToParams, filterToWire, type FilterWire } from '../src/core/proto
 import { compareCodePoints, strip, validText } from '../src/core/text';
 import { RestTransport } from '../src/lab/rest';
 import { WidgetTransport } from '../src/widget-transport';
+import { random } from './random';
 
 interface Case {
   spec: FilterSpec;
@@ -52,15 +53,6 @@ describe('the filter on the wire, as filter.py has it', () => {
   });
 });
 
-/** A small seeded generator (mulberry32): the same cases on every run. */
-function random(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Lone surrogates, NUL, controls, what trim() and str.strip() strip differently, both forms' separators, astral characters.
 const ODD = ['\ud800', '\udfff', '\x00', '\x01', '\x1b', '\x7f', '\x9b', '\x1c', '\x1f', '\x85', '\u2028', '\ufeff', '\u3000', ' ', '\t', '\n', ',', '=', '.', '&', '%', '+', '\ud83d\ude00', '\uff21', 'İ', 'Σ', 'a', 'B', '7'];

@@ -4,16 +4,8 @@ import { makeFilter, type FilterSpec } from '../src/core/filter';
 import { filterToParams } from '../src/core/protocol';
 import { FilteredView, RecordStore } from '../src/core/records';
 import type { LogRecord } from '../src/core/types';
+import { random } from './random';
 
-/** A small seeded generator (mulberry32): the same cases on every run. */
-function random(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const LEVELS = ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'TRACE']; // TRACE: a name the viewer does not know
 const SOURCES = ['plugin', 'superset_api', 'system', 'Plugin', 'late_source'];
