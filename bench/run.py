@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py            full sizes (a few minutes)
     .venv/bin/python bench/run.py --quick    small sizes: a smoke test of the benchmark code, numbers mean little
     .venv/bin/python bench/run.py --only bench_logger,bench_memory
+    .venv/bin/python bench/run.py --only bench_overhead --repeat 5   five runs in a row, each row's spread
 
 Each benchmark module has `run(quick) -> list[Row]` and runs in a Python process of its own, so that
 one benchmark's memory, threads and garbage cannot weigh on the next. A module that fails is reported
@@ -53,6 +54,21 @@ def _run_module(module: str, quick: bool) -> tuple[list[Row], str | None, float]
         return [Row(**row) for row in json.loads(out.read_text())], None, elapsed
 
 
+def _combined(runs: list[list[Row]]) -> list[Row]:
+    """One row per key of repeated runs: its median run (by ratio), the ratios of all runs beside it,
+    met only when every run met its target."""
+    combined = []
+    for key in dict.fromkeys(row.key for rows in runs for row in rows):
+        same = [row for rows in runs for row in rows if row.key == key]
+        ranked = sorted(same, key=lambda row: row.ratio if row.ratio is not None else 0.0)
+        middle = ranked[len(ranked) // 2]
+        each = ", ".join(row.ratio_text or f"{row.ratio:.2f}×" for row in same if row.ratio is not None)
+        met = None if middle.met is None else all(bool(row.met) for row in same)
+        text = f"median run {middle.ratio_text or f'{middle.ratio:.2f}×'}; {len(same)} runs in a row: {each}"
+        combined.append(Row(**{**middle.to_dict(), "met": met, "ratio_text": text}))
+    return combined
+
+
 def _load() -> str:
     """The 1-minute load average: on a shared machine, how much else was running."""
     return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
@@ -68,7 +84,7 @@ def _machine() -> str:
     except OSError:
         pass
     try:
-        memory = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1]) / 2**20
+        memory = int(next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[1]) / 2**20
         memory_text = f", {memory:.0f} GiB RAM"
     except (OSError, StopIteration, ValueError):
         memory_text = ""
@@ -84,6 +100,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--only", help="comma-separated module names (default: all)")
+    parser.add_argument("--repeat", type=int, default=1, help="run each module this many times in a row; "
+                        "each row then shows its median run and the range of its ratio, met only when every run met")
     parser.add_argument("--out", help="where to write the Markdown (default bench/results/latest.md, quick.md with --quick)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--rows", help=argparse.SUPPRESS)
@@ -103,14 +121,17 @@ def main() -> int:
     timings: list[str] = []
     total_start = time.perf_counter()
     for module in modules:
-        print(f"running {module}{' (quick)' if args.quick else ''} …", file=sys.stderr, flush=True)
-        load_before = _load()
-        module_rows, error, elapsed = _run_module(module, args.quick)
-        timings.append(f"{module} {elapsed:.0f} s, load {load_before}→{_load()}")
-        rows.extend(module_rows)
-        if error:
-            failures.append(f"{module}: {error}")
-            print(f"{module} FAILED: {error}", file=sys.stderr, flush=True)
+        runs: list[list[Row]] = []
+        for _ in range(args.repeat):
+            print(f"running {module}{' (quick)' if args.quick else ''} …", file=sys.stderr, flush=True)
+            load_before = _load()
+            module_rows, error, elapsed = _run_module(module, args.quick)
+            timings.append(f"{module} {elapsed:.0f} s, load {load_before}→{_load()}")
+            runs.append(module_rows)
+            if error:
+                failures.append(f"{module}: {error}")
+                print(f"{module} FAILED: {error}", file=sys.stderr, flush=True)
+        rows.extend(_combined(runs) if args.repeat > 1 else runs[0])
     total = time.perf_counter() - total_start
 
     text = "\n".join([
