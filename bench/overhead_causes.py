@@ -115,8 +115,8 @@ VARIANTS: dict[str, Callable[[Engine], Any]] = {
     "live-reader": live_reader,
     "metadata": metadata,
     "drop-sink": _emitter_patch(1, (lambda row: None,)),  # records made, never queued
-    "no-redaction": _emitter_patch(4, (None, None)),
-    "drop-lock": _emitter_patch(6, (lambda: True, lambda: None)),
+    "no-redaction": _emitter_patch(4, (None, None, None)),
+    "drop-lock": _emitter_patch(7, (lambda: True, lambda: None)),
 }
 
 

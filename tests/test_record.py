@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
-from datetime import datetime, timedelta, timezone
+import uuid
+from datetime import date, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -126,3 +128,64 @@ def test_metadata_to_json_never_raises_and_is_strict_json(metadata):
         raise AssertionError(f"non-standard JSON constant {constant}")
 
     assert isinstance(json.loads(text, parse_constant=refuse), dict)
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    GREEN = 2
+
+
+_JSON_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**64 - 1),
+              st.floats(allow_nan=False, allow_infinity=False), st.text(), st.binary(max_size=4),
+              st.uuids(), st.datetimes(), st.dates(), st.sampled_from(list(Colour)),
+              st.sets(st.integers(), max_size=2)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.tuples(inner, inner),
+                            st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+    max_leaves=12,
+)
+
+
+@given(st.dictionaries(st.text(max_size=5), _JSON_VALUES, max_size=5))
+def test_metadata_fast_path_and_fallback_write_the_same_text(metadata):
+    """Whatever orjson writes, the fallback (taken when orjson refuses a value elsewhere in the
+    mapping) writes the same text: a record's metadata does not depend on which of the two wrote it."""
+    from nbtasklog.record import _encoded_safely
+
+    fast = metadata_to_json(metadata)
+    assert fast == _encoded_safely(metadata)
+    assert isinstance(json.loads(fast), dict)
+
+
+def test_metadata_to_json_writes_common_types_as_their_json_value():
+    """UUIDs, enums, datetimes (ISO 8601) and numpy values are stored as what they mean, not as a repr,
+    whichever path writes them (a huge int next to them sends the whole mapping down the fallback)."""
+    import numpy as np
+
+    value = {"id": uuid.UUID(int=5), "colour": Colour.RED, "n": Colour.GREEN,
+             "at": datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc), "day": date(2026, 1, 2),
+             "f": np.float64(1.5), "i": np.int64(7), "a": np.arange(3)}
+    expected = {"id": "00000000-0000-0000-0000-000000000005", "colour": "red", "n": 2,
+                "at": "2026-01-02T03:04:05.000006+00:00", "day": "2026-01-02", "f": 1.5, "i": 7, "a": [0, 1, 2]}
+    assert json.loads(metadata_to_json(value)) == expected
+    big = 2**80
+    assert json.loads(metadata_to_json({**value, "big": big})) == {**expected, "big": big}
+
+
+def test_metadata_to_json_null_and_nan_side_by_side():
+    """orjson writes NaN as null: a record with None values keeps them as null, one with a NaN as "nan"."""
+    assert metadata_to_json({"a": None, "b": "null"}) == '{"a":null,"b":"null"}'
+    assert metadata_to_json({"a": None, "b": [1.0, math.nan]}) == '{"a":null,"b":[1.0,"nan"]}'
+
+
+def test_metadata_to_json_refuses_nothing_orjson_refuses():
+    """What orjson cannot write (ints past 64 bits, non-string keys, lone surrogates, a repr that
+    raises) still becomes valid JSON text by the fallback, never an error."""
+
+    class BadRepr:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    text = metadata_to_json({"big": -(2**64), 1: "one", None: 0, "s": "a\ud800b", "bad": BadRepr()})
+    assert json.loads(text) == {"big": -(2**64), "1": "one", "null": 0, "s": "a\ufffdb",
+                                "bad": "<BadRepr: repr() failed with RuntimeError>"}

@@ -207,6 +207,35 @@ def test_metadata_json_agrees_with_params_on_any_json(metadata):
     assert json.loads(R.metadata_json(spaced)) == R.params(metadata)
 
 
+
+USER_REDACTOR = Redactor([r"ACME-\d{4}"], ["badge"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(JSON_KEYS | st.sampled_from(["my_badge", "Badge", "n"]),
+                       JSON_VALUES | st.sampled_from(["ACME-1234", "id ACME-12"]) | st.builds(object), max_size=5))
+def test_fields_called_clean_are_what_the_json_pass_leaves_alone(fields):
+    """A logging call's fields that fields_clean passes (so their JSON is never scanned) are exactly
+    fields whose JSON metadata_json would give back unchanged: the shortcut never lets a secret through."""
+    from nbtasklog.record import metadata_to_json
+
+    for redactor in (R, USER_REDACTOR):
+        text = metadata_to_json(fields)
+        if redactor.fields_clean(fields):
+            assert redactor.metadata_json(text) is text
+
+
+def test_fields_clean_looks_at_keys_values_and_kinds():
+    """Secret keys, secrets in values, nested values and objects all send the fields to the JSON pass."""
+    assert R.fields_clean({"rows": 5, "table": "users", "ratio": 0.5, "ok": True, "none": None})
+    assert not R.fields_clean({"db_password": 5})
+    assert not R.fields_clean({"url": "postgresql://u:p@h/db"})
+    assert not R.fields_clean({"nested": {"a": 1}})
+    assert not R.fields_clean({"obj": object()})
+    assert not USER_REDACTOR.fields_clean({"id": "ACME-1234"})
+    assert not USER_REDACTOR.fields_clean({"my_badge": "x"})
+
+
 # ---- params ---------------------------------------------------------------------------------
 def test_params_are_copied_only_where_a_secret_is():
     params = {"dashboards": [10, 11], "db": {"host": "h", "password": "x"}, "dsn": "postgresql://u:p@h/db",

@@ -31,10 +31,12 @@ DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024
 
 
 # What TaskEmitter.emit reads on every call and never changes, in the order it unpacks them: the task
-# id, the sink, the character limit and the scan limit of a message (see emit), the redactor's text and
-# metadata functions (None without a redactor), and the acquire and release of the emitter's lock.
+# id, the sink, the character limit and the scan limit of a message (see emit), the redactor's text,
+# metadata and fields_clean functions (None without a redactor), and the acquire and release of the
+# emitter's lock.
 _Fixed = tuple[str, Callable[[tuple[Any, ...]], None], int, int,
-               Callable[[str], str] | None, Callable[[str], str] | None, Callable[[], bool], Callable[[], None]]
+               Callable[[str], str] | None, Callable[[str], str] | None, Callable[[dict[str, Any]], bool] | None,
+               Callable[[], bool], Callable[[], None]]
 
 
 class TaskEmitter:
@@ -73,6 +75,7 @@ class TaskEmitter:
             task_id, sink, max_message_bytes // 4, max_message_bytes + SCAN_MARGIN,
             redactor.text if redactor is not None else None,
             redactor.metadata_json if redactor is not None else None,
+            redactor.fields_clean if redactor is not None else None,
             lock.acquire, lock.release,
         )
 
@@ -95,7 +98,7 @@ class TaskEmitter:
         as fast as a closure's cells, where one attribute read per value cost 5% of a call. Only what
         an unusual record needs (a long message, large metadata) is read from the emitter itself.
         """
-        task_id, sink, char_limit, scan_limit, redact_text, redact_metadata, acquire, release = self._fixed
+        task_id, sink, char_limit, scan_limit, redact_text, redact_metadata, fields_clean, acquire, release = self._fixed
         try:
             if args:
                 msg = msg % args
@@ -106,14 +109,17 @@ class TaskEmitter:
             meta = metadata_to_json(metadata) if metadata else None
         except Exception as error:  # a bad format string or a __str__ that raises
             msg, meta = _unformattable(msg, args, metadata, error)
+            metadata = None  # meta is not the fields' JSON any more: the redactor reads meta itself
         # char_limit is max_message_bytes // 4 (a character is 4 UTF-8 bytes at most): the cheap test before encoding
         if meta is not None and len(meta) > char_limit:
             meta = cut_metadata(meta, self._max_bytes)
+            metadata = None
         # Secrets go before a record is stored or offered. Of a message longer than scan_limit only the
         # start is searched, and the last SCAN_MARGIN characters of that start are never kept (a secret
         # may cross where the search stopped): a 100 MB message costs what 1 MB does.
         if redact_text is not None:
-            if meta is not None and redact_metadata is not None:
+            # Keyword fields of plain values are decided from the dict (fields_clean), the rest by the JSON.
+            if meta is not None and redact_metadata is not None and (metadata is None or not fields_clean(metadata)):
                 meta = redact_metadata(meta)
             if len(msg) <= scan_limit:
                 msg = redact_text(msg)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 import re
-from datetime import datetime, timedelta, timezone
+import uuid
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, NamedTuple
+
+import orjson
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_US = timedelta(microseconds=1)
@@ -69,8 +73,12 @@ def datetime_to_us(value: datetime) -> int:
 
 
 
-# Built once: json.dumps with non-default options builds a new encoder on every call (~1.5 µs).
-_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=repr).encode
+# Metadata as orjson writes it (0.2 µs for three keys, against 1.8 µs for json's encoder): compact, UTF-8,
+# keys in their order, UUIDs, enums, datetimes (ISO 8601) and numpy values as JSON, any other object
+# by its repr. Dataclasses by their repr too, as json's default=repr wrote them.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_SERIALIZE_NUMPY
+# For ints past 64 bits and lone surrogates, which orjson refuses even in a JSON-safe copy. Built once:
+# json.dumps with non-default options builds a new encoder on every call (~1.5 µs).
 _ENCODE_PLAIN = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 # One metadata key a filter can name (a path joins them with "."); whole-string match only (fullmatch).
@@ -118,28 +126,59 @@ def safe_repr(value: object) -> str:
 def metadata_to_json(metadata: dict[str, Any]) -> str:
     """Compact JSON object text for a metadata mapping; never raises, always valid text.
 
-    Values JSON cannot hold are stored by repr, non-finite floats as strings, keys JSON refuses as
-    their str, and nesting deeper than MAX_METADATA_DEPTH as a marker string, so that a logging call
-    never fails because of its metadata and every reader can parse what was stored.
+    Values JSON cannot hold are stored by repr, non-finite floats as strings ("nan", "inf"), keys
+    JSON refuses as their str, and nesting deeper than MAX_METADATA_DEPTH as a marker string, so that
+    a logging call never fails because of its metadata and every reader can parse what was stored.
     """
     try:
-        text = _ENCODE(metadata)
-    except Exception:  # NaN, odd keys, a cycle, a repr that raises, nesting past the recursion limit
-        return valid_text(_ENCODE_PLAIN(_json_safe(metadata, 0)))
+        data = orjson.dumps(metadata, default=repr, option=_ORJSON_OPTIONS)
+    except Exception:  # big ints, odd keys, surrogates, a cycle, a repr that raises, nesting past 254
+        return _encoded_safely(metadata)
+    # orjson writes NaN and infinities as null: only text with a null can hold one.
+    if b"null" in data and _has_non_finite(metadata, 0):
+        return _encoded_safely(metadata)
     # Each level of nesting takes a bracket: text with few brackets cannot be too deep (C-speed count).
-    if len(text) > 2 * MAX_METADATA_DEPTH and text.count("{") + text.count("[") > MAX_METADATA_DEPTH:
-        return valid_text(_ENCODE_PLAIN(_json_safe(metadata, 0)))
-    return valid_text(text)
+    if len(data) > 2 * MAX_METADATA_DEPTH and data.count(b"{") + data.count(b"[") > MAX_METADATA_DEPTH:
+        return _encoded_safely(metadata)
+    return data.decode()  # orjson writes only valid UTF-8 (it refuses lone surrogates)
+
+
+def _encoded_safely(metadata: dict[str, Any]) -> str:
+    """Metadata orjson refused as given: a JSON-safe copy, by orjson again where it can (the same
+    number formats as the fast path), else by json (ints past 64 bits, lone surrogates)."""
+    safe = _json_safe(metadata, 0)
+    try:
+        return orjson.dumps(safe).decode()
+    except Exception:
+        return valid_text(_ENCODE_PLAIN(safe))
+
+
+def _has_non_finite(value: Any, depth: int) -> bool:
+    """Whether a NaN or an infinity is somewhere in `value` (within the depth that is stored)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if depth < MAX_METADATA_DEPTH and isinstance(value, (dict, list, tuple)):
+        values = value.values() if isinstance(value, dict) else value
+        return any(_has_non_finite(v, depth + 1) for v in values)
+    return False
 
 
 def _json_safe(value: Any, depth: int) -> Any:
-    """A JSON-able copy of `value` that gives the same text as _ENCODE wherever _ENCODE succeeds."""
+    """A copy of `value` holding only JSON's types, each value as orjson writes it where orjson can."""
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > _MAX_INT_BITS:
         return f"<int of {value.bit_length()} bits>"  # Python refuses to write ints past 4,300 digits as text
+    if isinstance(value, enum.Enum):
+        return _json_safe(value.value, depth)
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):  # an array or a numpy scalar
+        return _json_safe(value.tolist(), depth)
     if isinstance(value, (dict, list, tuple)):
         if depth >= MAX_METADATA_DEPTH:  # also ends reference cycles
             return f"<{type(value).__name__} nested deeper than {MAX_METADATA_DEPTH} levels>"
@@ -173,7 +212,7 @@ def cut_metadata(text: str, max_bytes: int) -> str:
     kept["metadata_original_bytes"] = size
     if cutter.dropped:
         kept["metadata_dropped"] = cutter.dropped
-    return _ENCODE_PLAIN(kept)
+    return _encoded_safely(kept)
 
 
 def _utf8_len(value: Any) -> int:
