@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE / "viewer"))  # bench_viewer lives beside the page it builds
 
-from common import Row, table  # noqa: E402
+from common import Row, fmt, table  # noqa: E402
 
 MODULES = ["bench_logger", "bench_redact", "bench_end_to_end", "bench_overhead", "bench_retrieval", "bench_memory", "bench_server", "bench_viewer"]
 
@@ -62,7 +62,8 @@ def _combined(runs: list[list[Row]]) -> list[Row]:
         same = [row for rows in runs for row in rows if row.key == key]
         ranked = sorted(same, key=lambda row: row.ratio if row.ratio is not None else 0.0)
         middle = ranked[len(ranked) // 2]
-        each = ", ".join(row.ratio_text or f"{row.ratio:.2f}×" for row in same if row.ratio is not None)
+        each = ", ".join(f"{fmt(row.measured)} {row.unit} ({row.ratio_text or f'{row.ratio:.2f}×'})"
+                         for row in same if row.ratio is not None)
         met = None if middle.met is None else all(bool(row.met) for row in same)
         text = f"median run {middle.ratio_text or f'{middle.ratio:.2f}×'}; {len(same)} runs in a row: {each}"
         combined.append(Row(**{**middle.to_dict(), "met": met, "ratio_text": text}))

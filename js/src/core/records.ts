@@ -89,26 +89,36 @@ export class FilteredView {
     const out = this.indexes;
     const f = this.filter;
     const min = f.minLevel;
-    const mask = f.sources === null ? null : this.mask();
+    const mask = this.mask();
     // Level and source from the typed arrays; the rarer conditions (text, metadata, ranges) on the record.
     const rest = f.search !== null || f.meta.length > 0 || f.afterSeq !== null || f.beforeSeq !== null || f.sinceUs !== null || f.untilUs !== null;
     let n = before;
-    for (let i = this.scanned; i < end; i++) {
-      if (levels[i] < min || (mask !== null && mask[sources[i]] === 0)) continue;
-      if (rest && !f.matches(records[i])) continue;
-      out[n++] = i;
+    if (rest) {
+      for (let i = this.scanned; i < end; i++) {
+        if (levels[i] < min || mask[sources[i]] === 0 || !f.matches(records[i])) continue;
+        out[n++] = i;
+      }
+    } else {
+      // Without a branch: whether a record passes is data, not control flow. Sources interleaved at
+      // random made the branch a coin toss the CPU guessed wrong on a quarter of 1,000,000 records.
+      for (let i = this.scanned; i < end; i++) {
+        out[n] = i;
+        n += mask[sources[i]] & (levels[i] >= min ? 1 : 0);
+      }
     }
     this.length = n;
     this.scanned = end;
     return n - before;
   }
 
-  /** One byte per known source: 1 when the filter keeps it (extended as new sources appear). */
+  /** One byte per known source: 1 when the filter keeps it, every one without a source filter
+   * (extended as new sources appear). */
   private mask(): Uint8Array {
     const names = this.store.sourceNames;
     if (this.maskedSources !== names.length) {
       this.sourceMask = grown(this.sourceMask, names.length);
-      for (let id = this.maskedSources; id < names.length; id++) this.sourceMask[id] = this.filter.sources!.has(names[id]) ? 1 : 0;
+      const kept = this.filter.sources;
+      for (let id = this.maskedSources; id < names.length; id++) this.sourceMask[id] = kept === null || kept.has(names[id]) ? 1 : 0;
       this.maskedSources = names.length;
     }
     return this.sourceMask;
