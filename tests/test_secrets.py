@@ -79,3 +79,33 @@ def test_a_secret_past_where_a_long_message_is_searched_is_never_kept(make_engin
     for record in task.logs(source="plugin"):
         assert "SECRET" not in record.message and "sk9live" not in record.message
         assert "[message cut:" in record.message and len(record.message.encode()) <= 1000
+
+
+def test_plain_keyword_fields_with_secrets_in_their_values_are_never_stored(make_engine, db_path):
+    """The logging call decides plain fields (str, int, float, bool, None) from the dict without reading
+    their JSON: a secret in a plain string value, under an innocent key, must still go, in the stored
+    record, the live one and the database file alike; and the clean fields beside it stay as given."""
+    engine = make_engine(db_path, redact_patterns=[r"EMP-\d{6}"])
+    secrets = {"dsn": "postgresql://admin:hunter2@db:5432/app", "header": "Bearer abcdefgh12345678",
+               "key_id": "AKIAIOSFODNN7EXAMPLE", "repo_token": TOKEN, "badge": "EMP-123456"}
+
+    def plugin(params, context):
+        for name, value in secrets.items():
+            context.logger.info("field %s", name, rows=3, ratio=0.5, ok=True, none=None, table="users", **{name: value})
+
+    task = engine.run_task(plugin)
+    live = [r for r in task.follow() if r.source == "plugin"]
+    assert task.wait(TIMEOUT) == "SUCCESS"
+    assert engine.flush()
+    stored = task.logs(source="plugin")
+    assert len(stored) == len(secrets) and [r.seq for r in live] == [r.seq for r in stored]
+    for record in [*stored, *live]:
+        fields = record.metadata
+        assert {k: fields[k] for k in ("rows", "ratio", "ok", "none", "table")} == \
+            {"rows": 3, "ratio": 0.5, "ok": True, "none": None, "table": "users"}
+        assert MARKER in record.metadata_json
+        for value in secrets.values():
+            assert value not in record.metadata_json
+    engine.close()
+    dump = json.dumps(read_db(db_path, "select * from task_logs"), default=str)
+    assert all(secret not in dump for secret in ("hunter2", "abcdefgh12345678", "AKIAIOSFODNN7EXAMPLE", TOKEN, "EMP-123456"))
