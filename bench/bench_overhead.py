@@ -156,8 +156,7 @@ def measure(engine: Engine, pairs: int, k: int, stored: bool = True, **params: A
     one(20, True)  # schema made, code warm
     slices: list[tuple[bool, float, float]] = []
     reference: list[tuple[bool, float, float]] = []
-    expected = 0
-    for half in range(2):
+    for _ in range(2):
         reference += one(max(10, pairs // 10), False)[1]
         task_id, part = one(pairs // 2, True)
         slices += part

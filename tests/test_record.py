@@ -178,7 +178,7 @@ def test_metadata_to_json_null_and_nan_side_by_side():
     assert metadata_to_json({"a": None, "b": [1.0, math.nan]}) == '{"a":null,"b":[1.0,"nan"]}'
 
 
-def test_metadata_to_json_refuses_nothing_orjson_refuses():
+def test_what_orjson_refuses_still_becomes_valid_json():
     """What orjson cannot write (ints past 64 bits, non-string keys, lone surrogates, a repr that
     raises) still becomes valid JSON text by the fallback, never an error."""
 

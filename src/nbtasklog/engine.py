@@ -698,12 +698,7 @@ class LiveFeed:
     def take(self, timeout: float | None) -> list[LogRecord] | None:
         """Everything queued, waiting up to `timeout` for a record; None when the subscription fell behind
         (it queues again from now on: the follow reads from its cursor)."""
-        subscription = self.subscription
-        batch = subscription.take(timeout)
-        if subscription.lagging:
-            subscription.resume()  # before the catch-up's read: what comes meanwhile is queued
-            return None
-        return batch
+        return self.subscription.take_live(timeout)
 
     def close(self) -> None:
         if self.socket is not None:

@@ -72,6 +72,15 @@ class Subscription:
             self._queue.clear()
             return items
 
+    def take_live(self, timeout: float | None = None) -> list[LogRecord] | None:
+        """What take() gives, or None when the subscription fell behind: it then queues again from
+        now on, before the reader's catch-up reads the store, so nothing that comes meanwhile is missed."""
+        batch = self.take(timeout)
+        if self.lagging:
+            self.resume()
+            return None
+        return batch
+
     def resume(self) -> None:
         """After re-reading history, start queueing again."""
         with self._ready:

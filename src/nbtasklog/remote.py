@@ -565,16 +565,12 @@ class RemoteStream(_Socket):
     def __init__(self, store: RemoteStore, task_id: str, subscription: Subscription,
                  on_status: Callable[[dict[str, Any]], None] | None) -> None:
         super().__init__(store)
-        self.path = f"tasks/{urllib.parse.quote(task_id, safe='')}/logs/stream"
+        self.path = _task_path(task_id, "logs", "stream")
         self.subscription = subscription
         self.follow = Follow(subscription.filter, history_on_feed=True)
         self.on_status = on_status
         self.history_end = threading.Event()
         self.ended: str | None = None
-
-    @property
-    def cursor(self) -> int:
-        return self.follow.last
 
     def params(self) -> dict[str, Any]:
         return self.follow.from_cursor().to_params()

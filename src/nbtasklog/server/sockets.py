@@ -213,10 +213,9 @@ class LogStreamHandler(_AuthorizedSocket):
             self.ready.clear()
             await asyncio.sleep(self.services.stream_interval)  # batch: at most one message per interval
             await self._flush_status()
-            batch = subscription.take(timeout=0)
-            if subscription.lagging:
+            batch = subscription.take_live(timeout=0)
+            if batch is None:
                 await self.send({"type": "lagging", "cursor": follow.last})
-                subscription.resume()  # before the catch-up's read: what comes meanwhile is queued
                 follow.lagged()
                 continue
             fresh = follow.live(batch, finished=finished)
