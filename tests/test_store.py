@@ -11,10 +11,11 @@ from datetime import datetime, timedelta, timezone
 import pyarrow as pa
 import pytest
 from procs import poll, read_db
-from sqlalchemy import make_url
+from sqlalchemy import func, make_url, update
 
 from nbtasklog import make_filter
 from nbtasklog.record import LogRecord, datetime_to_us
+from nbtasklog.store import migrate, schema
 from nbtasklog.store.buffer import WriteBuffer
 from nbtasklog.store.store import (
     LOG_ARROW_SCHEMA,
@@ -72,14 +73,15 @@ def store(db):
 
 
 def test_a_new_file_gets_the_schema_once(db):
-    """The first use creates tables and the schema version; reopening the file neither fails nor duplicates it."""
+    """The first use runs the migrations to this release's revision; reopening neither fails nor runs them again."""
     for _ in range(2):
         store = Store(db)
         assert store.load_settings() == {}
         store.close()
     tables = {name for (name,) in read_db(db, "select table_name from information_schema.tables")}
-    assert {"tasks", "task_logs", "settings", "nbtasklog_schema"} <= tables
-    assert read_db(db, "select version from nbtasklog_schema") == [(1,)]
+    assert {"tasks", "task_logs", "settings", "instances", "alembic_version"} <= tables
+    assert "nbtasklog_schema" not in tables  # 0.1.0's version table, replaced by Alembic's
+    assert read_db(db, "select version_num from alembic_version") == [(migrate.head(),)]
 
 
 def test_written_records_come_back_identical(store, db):
@@ -169,17 +171,83 @@ def test_delete_tasks_removes_rows_and_all_their_logs(store, db):
     assert read_db(db, "select count(*) from task_logs") == [(10,)]
 
 
-def test_mark_interrupted_touches_only_active_tasks(store):
-    """PENDING and RUNNING rows become INTERRUPTED with a finish time and a reason; finished rows are left as they are."""
-    store.write([row("p", status="PENDING"), row("r", status="RUNNING"), row("s"), row("f", status="FAILED", error="x")])
-    now = datetime.now(timezone.utc)
-    assert sorted(store.mark_interrupted(now)) == ["p", "r"]
-    for task_id in ("p", "r"):
+ME = {"id": "me", "kind": "server", "host": "h", "pid": 1, "started_at": T0}
+
+
+def _age_heartbeats(store: Store, owner: str, seconds: int) -> None:
+    """Make an owner look silent for `seconds` (its heartbeats that long ago, by the database's clock)."""
+    with store.engine.begin() as conn:
+        conn.execute(update(schema.tasks).where(schema.tasks.c.owner == owner)
+                     .values(heartbeat_at=func.now() - timedelta(seconds=seconds)))
+
+
+def test_recover_marks_only_tasks_whose_owner_is_gone(store):
+    """INTERRUPTED: tasks without an owner (0.1.0 rows), of a dead owner, or whose owner's lease ran out;
+    left alone: this instance's, a live owner's, and finished ones. Each mark has a finish time and a reason."""
+    store.write([row("legacy", status="RUNNING"), row("p", status="PENDING", owner="dead"),
+                 row("silent", status="RUNNING", owner="quiet"), row("alive", status="RUNNING", owner="other"),
+                 row("mine", status="RUNNING", owner="me"), row("s", owner="dead"), row("f", status="FAILED", error="x")],
+                row_modes={i: "new" for i in ("p", "silent", "alive", "mine", "s")})
+    _age_heartbeats(store, "quiet", 120)
+    _age_heartbeats(store, "me", 120)  # this instance's own tasks are never taken from it
+    assert sorted(store.recover(ME, lease=60, dead_owners=["dead"])) == ["legacy", "p", "silent"]
+    for task_id in ("legacy", "p", "silent"):
         task = store.get_task(task_id)
-        assert task["status"] == "INTERRUPTED" and task["finished_at"] == now
+        assert task["status"] == "INTERRUPTED" and task["finished_at"] is not None
         assert "ended" in task["error"]
+    assert store.get_task("alive")["status"] == "RUNNING" and store.get_task("mine")["status"] == "RUNNING"
     assert store.get_task("s")["status"] == "SUCCESS" and store.get_task("f")["error"] == "x"
-    assert store.mark_interrupted(now) == []
+    assert store.recover(ME, lease=60) == []
+    _age_heartbeats(store, "other", 120)
+    assert store.recover(ME, lease=60) == ["alive"]
+
+
+def test_a_heartbeat_keeps_an_owners_tasks(store):
+    """A heartbeat renews the lease of every active task of its owner: recovery then leaves them alone."""
+    other = dict(ME, id="other")
+    store.recover(other, lease=60)
+    store.write([row("t", status="RUNNING", owner="other")], row_modes={"t": "new"})
+    _age_heartbeats(store, "other", 120)
+    store.heartbeat("other")
+    assert store.recover(ME, lease=60) == []
+    assert store.get_task("t")["status"] == "RUNNING"
+
+
+def test_an_owner_never_resurrects_a_deleted_or_reaped_task(store):
+    """Once another process deleted a task or marked it INTERRUPTED, its owner's later rows are refused
+    (and said so), and records of a deleted task are left out; the owner's final row of a task it still
+    holds is taken, and taken again when retried."""
+    store.write([row("gone", status="RUNNING", owner="a"), row("reaped", status="RUNNING", owner="a"),
+                 row("kept", status="RUNNING", owner="a")], row_modes={"gone": "new", "reaped": "new", "kept": "new"})
+    store.delete_tasks(["gone"])
+    _age_heartbeats(store, "a", 120)
+    assert sorted(store.recover(ME, lease=60)) == ["kept", "reaped"]
+    store.write([row("kept", status="RUNNING", owner="b")], row_modes={"kept": "claim"})  # taken up by b
+    refused = store.write([row("gone", status="SUCCESS", owner="a"), row("reaped", status="SUCCESS", owner="a"),
+                           row("kept", status="SUCCESS", owner="a")],
+                          records_to_arrow(records("gone", 3) + records("reaped", 2)))
+    assert sorted(refused) == ["gone", "kept", "reaped"]
+    assert store.get_task("gone") is None and store.query_logs("gone", make_filter()) == []
+    assert store.get_task("reaped")["status"] == "INTERRUPTED"
+    assert [r.seq for r in store.query_logs("reaped", make_filter())] == [1, 2]  # the task exists: its records are kept
+    assert store.get_task("kept")["status"] == "RUNNING"
+    for _ in range(2):  # the final row, and the same row again (a retry after a commit whose answer was lost)
+        assert store.write([row("kept", status="SUCCESS", owner="b")]) == []
+    assert store.get_task("kept")["status"] == "SUCCESS"
+    assert store.write([row("kept", status="RUNNING", owner="b")]) == ["kept"]  # no way back
+
+
+def test_postgresql_never_stores_a_seq_twice(postgres):
+    """(task_id, seq) is unique on PostgreSQL, where several processes write: a batch written again, whole or
+    overlapping, adds only what is new, even without only_new."""
+    store = Store(postgres.new_database())
+    try:
+        store.write([row("t")], records_to_arrow(records("t", 10)))
+        store.write([], records_to_arrow(records("t", 10)))
+        store.write([], records_to_arrow(records("t", 10, start=6)))
+        assert [r.seq for r in store.query_logs("t", make_filter())] == list(range(1, 16))
+    finally:
+        store.close()
 
 
 def test_finished_before_lists_only_old_finished_tasks(store):
@@ -330,7 +398,8 @@ def test_duckdb_connections_draw_no_progress_bar(duckdb_file):
 
 def test_a_flush_for_size_writes_whole_batches_and_the_rest_waits(store, tmp_path):
     """Woken by flush_size, the flusher writes whole batches only (no tail of small transactions); stop() writes the rest in order."""
-    buffer = WriteBuffer(store, tmp_path / "spill", flush_interval=3600, flush_size=100)
+    store.write([row("t1", status="RUNNING")])  # records belong to a task with a row
+    buffer = WriteBuffer(store, tmp_path / "spill", "test", flush_interval=3600, flush_size=100)
     for record in records("t1", 250):
         buffer.append(tuple(record))  # as the emitter hands them in
     buffer.start()

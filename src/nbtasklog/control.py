@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +30,9 @@ class EngineSide(Protocol):
 
     buffer: Any
     store: Any
+    instance_id: str
+    instance_kind: str
+    lease: float
     runner: Any
     registry: Any
     settings_manager: Any
@@ -76,15 +81,24 @@ class LocalControl:
     def __init__(self, engine: EngineSide, store: Store) -> None:
         self.engine = engine
         self.store = store
+        self._next_beat = 0.0
+        self.instance = {"id": engine.instance_id, "kind": engine.instance_kind, "host": socket.gethostname()[:255],
+                         "pid": os.getpid(), "started_at": utcnow()}
 
     def persist_settings(self, values: dict[str, str]) -> None:
         self.engine.buffer.put_settings(values)
 
     def on_connect(self) -> list[str]:
-        """Tasks left active in the database or in tasks.json by a dead process become INTERRUPTED,
-        counted with their spilled records."""
-        spilled_rows, spilled_last_seqs = self.engine.buffer.left_active()
-        return self.store.mark_interrupted(utcnow(), spilled_last_seqs, spilled_rows)
+        """This process joins the store's instances; tasks of dead processes become INTERRUPTED: those of
+        the earlier lives whose spill folders it took over, those whose owner's lease ran out, and those
+        left active in tasks.json, counted with their spilled records."""
+        buffer = self.engine.buffer
+        spilled_rows, spilled_last_seqs = buffer.left_active()
+        ids = self.store.recover(self.instance, self.engine.lease, buffer.home.dead_owners,
+                                 spilled_last_seqs, spilled_rows)
+        buffer.home.forget_dead_owners()
+        return ids
+
 
     def plugins(self) -> list[dict[str, Any]]:
         return [dict(p, runs_in="local") for p in self.engine.registry.describe()]
@@ -109,7 +123,16 @@ class LocalControl:
         return ids
 
     def maintain(self, now: float) -> None:
-        pass
+        """Four times a lease: renew this process's lease on its tasks, and mark INTERRUPTED the tasks of
+        any process on the store whose lease ran out (any live process does it: no one waits for a start)."""
+        if now < self._next_beat or not self.engine.buffer.connected:
+            return
+        self._next_beat = now + max(1.0, self.engine.lease / 4)
+        self.store.heartbeat(self.instance["id"])
+        for task_id in self.store.recover(self.instance, self.engine.lease):
+            row = self.store.get_task(task_id)
+            if row is not None:
+                self.engine.notify(row)
 
     def stream(self, task_id: str, subscription: Subscription) -> Any:
         return None  # records of the tasks of this store are emitted or ingested here

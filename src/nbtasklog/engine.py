@@ -53,6 +53,7 @@ class _Lease:
     seen: float = 0.0
     status: str | None = None  # the final status, once the task ended
     final: int | None = None  # then: its record count, the last seq it may still receive
+    mode: str | None = None  # how its next row is written: "new" (a new task), "claim" (taken up again)
 
 
 def _seq_of(record: LogRecord) -> int:
@@ -128,6 +129,8 @@ class Engine:
         redact_patterns: list[str] | tuple[str, ...] = (),
         redact_keys: list[str] | tuple[str, ...] = (),
         redact_defaults: bool = True,
+        instance_kind: str = "engine",
+        lease: float = LEASE,
     ) -> None:
         # First: a broken pattern raises before anything is opened or started.
         self.redactor = Redactor(redact_patterns, redact_keys, defaults=redact_defaults)
@@ -136,6 +139,12 @@ class Engine:
         self.store: LogStore = store
         self.registry = registry or default_registry
         self.max_message_bytes = max_message_bytes
+        # Who this process is to the other processes on the same store: the owner of the tasks it runs
+        # (and of those it ingests), alive while its heartbeat renews their lease of `lease` seconds.
+        self.instance_id = new_task_id()
+        self.instance_kind = instance_kind
+        self.lease = lease
+        self._owner = self.instance_id if isinstance(store, Store) else None  # a server owns what a kernel sends
         # What differs when a Jupyter server owns the database (this process then runs only the tasks
         # defined in it) from owning it: one place, so that no method here asks which it is.
         self.control: Control
@@ -152,10 +161,12 @@ class Engine:
         self.buffer = WriteBuffer(
             self.store,
             Path(spill_dir) if spill_dir else _spill_dir_for(self.store.url),
+            self.instance_id,
             flush_interval=flush_interval,
             flush_size=flush_size,
             memory_cap=buffer_cap,
             on_connect=self._on_first_connect,
+            on_refused=self._lost_tasks,
         )
         self.runner = Runner(max_workers, on_change=self._task_changed, redact=self.redactor.text)
         self._task_listeners: list[Any] = []
@@ -167,6 +178,7 @@ class Engine:
         self._cleanup_interval = parse_duration(cleanup_interval).total_seconds()
         self._maintenance_stop = threading.Event()
         self._leases: dict[str, _Lease] = {}  # ingested tasks still active -> their kernel's lease
+        self._lost: set[str] = set()  # tasks whose rows the store refused (see _lost_tasks)
         self._ingest_locks = [threading.Lock() for _ in range(64)]  # by task id: one ingest of a task at a time
         self._row_lock = threading.Lock()  # a task's rows reach the buffer in the order they were taken
         self.buffer.flush()  # connect now if the database answers: settings, INTERRUPTED marks
@@ -243,10 +255,27 @@ class Engine:
         ("local": this process; "server": the Jupyter server that owns the database)."""
         return self.control.plugins()
 
+    def put_row(self, row: dict[str, Any], mode: str | None = None) -> None:
+        """Queue a task row this process writes, as its owner (see Store.write for `mode`)."""
+        if self._owner is not None:
+            row = dict(row, owner=self._owner)
+        self.buffer.put_task(row, mode)
+
+    def _lost_tasks(self, task_ids: list[str]) -> None:
+        """The store refused rows of these tasks: another process deleted them or marked them INTERRUPTED
+        (this one's lease ran out). A task still running here is stopped; it is not this process's any more."""
+        for task_id in task_ids:
+            self._lost.add(task_id)
+            self._leases.pop(task_id, None)
+            state = self.runner.get(task_id)
+            if state is not None and state.status in ACTIVE:
+                log.warning("nbtasklog: task %s was deleted or marked INTERRUPTED by another process; stopping it", task_id)
+                self.runner.cancel(state)
+
     def _task_changed(self, state: TaskState) -> None:
         with self._row_lock:  # two threads' changes (a cancel, the end) must not put an older row last
             row = state.row()
-            self.buffer.put_task(row)
+            self.put_row(row, "new" if state.status == "PENDING" else None)
         if state.status not in ACTIVE:
             self._live.detach(state.id)
         self.notify(dict(row, params=state.params))
@@ -320,7 +349,8 @@ class Engine:
             if row.get("status") not in ACTIVE:
                 lease.status = row["status"]
                 lease.final = max(int(row.get("record_count") or 0), lease.last_seq)
-            self.buffer.put_task(row)
+            self.put_row(row, lease.mode)
+            lease.mode = None
             params = row.get("params")
             self.notify(dict(row, params=json.loads(params) if isinstance(params, str) else params))
         if lease.final is not None and lease.last_seq >= lease.final:
@@ -350,16 +380,18 @@ class Engine:
         """A lease for ingesting into `task_id`, with the seq its records continue after; or why not."""
         if self.runner.get(task_id) is not None:
             return None, f"task {task_id} is run by this server; its log cannot be written from outside"
+        if task_id in self._lost:
+            return None, f"task {task_id} was deleted or marked INTERRUPTED by another process; it takes no more records"
         try:
             info = self.task_info(task_id)
         except UnknownTaskError:
             if row is None:
                 return None, f"unknown task {task_id}: send its row first, or with its records"
-            return _Lease(), None
+            return _Lease(mode="new"), None
         if row is not None and (row.get("plugin") != info["plugin"] or row.get("created_at") != info["created_at"]):
             return None, f"task {task_id} is another task (plugin {info['plugin']!r}, created {info['created_at']})"
         last = self.logs(task_id, make_filter(order="desc", limit=1))
-        lease = _Lease(last_seq=last[0].seq if last else 0)
+        lease = _Lease(last_seq=last[0].seq if last else 0, mode="claim")
         if info["status"] in ENDED:
             lease.status = info["status"]
             lease.final = max(int(info.get("record_count") or 0), lease.last_seq)
@@ -506,7 +538,7 @@ class Engine:
                                record_count=max(int(row.get("record_count") or 0), lease.last_seq),
                                error=f"the process running this task stopped answering for {LEASE:.0f} s")
                     row["params"] = json.dumps(row["params"], ensure_ascii=False)
-                    self.buffer.put_task(row)
+                    self.put_row(row)
                     self.notify(dict(row, params=json.loads(row["params"])))
 
     # ---- logs -------------------------------------------------------------------------------

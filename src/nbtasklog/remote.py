@@ -249,17 +249,19 @@ class RemoteStore:
             raise ValueError(str(error)) from None
 
     def write(self, task_rows: Iterable[Mapping[str, Any]] = (), batch: pa.Table | None = None,
-              settings: Mapping[str, str] | None = None, *, only_new: bool = False) -> None:
-        """Ship task rows and records to the server's ingest (`only_new` needs nothing here: the server
-        answers records it has already as duplicates)."""
+              settings: Mapping[str, str] | None = None, *, only_new: bool = False,
+              row_modes: Mapping[str, str] | None = None) -> list[str]:
+        """Ship task rows and records to the server's ingest (`only_new` and `row_modes` need nothing
+        here: the server answers records it has already as duplicates, and owns the rows)."""
         if settings:
             self.connection.send_json("PUT", "settings", dict(settings))
         rows = [task_row_to_wire(row) for row in task_rows]
         if not rows and (batch is None or batch.num_rows == 0):
-            return
+            return []
         from .store.store import LOG_ARROW_SCHEMA
 
         self._ingest(rows, batch if batch is not None else LOG_ARROW_SCHEMA.empty_table())
+        return []
 
     def _ingest(self, rows: list[dict[str, Any]], table: pa.Table) -> None:
         """POST one batch. One larger than INGEST_BODY_CAP, or than the server takes (413), goes in halves,

@@ -83,7 +83,7 @@ class Pair:
 
     def __init__(self, local: Store, remote: RemoteStore, spill: Path) -> None:
         self.local, self.remote = local, remote
-        self.buffers = [WriteBuffer(store, spill / name, flush_interval=3600)
+        self.buffers = [WriteBuffer(store, spill / name, name, flush_interval=3600)
                         for name, store in (("local", local), ("remote", remote))]
 
     def put(self, rows: list[dict[str, Any]], records: Sequence[LogRecord] = (), settings: dict[str, str] | None = None) -> None:

@@ -77,7 +77,7 @@ def open_engine(db: str | None, require_available: bool = True) -> Engine:
         token = None
     with _quiet_buffer_log():
         try:
-            engine = nbtasklog.connect(target, token=token)
+            engine = nbtasklog.connect(target, token=token, instance_kind="cli")
         except Exception as error:
             raise CLIError(f"cannot open the database {target}: {one_line(error)}", DATABASE) from None
         health = engine.health()

@@ -42,6 +42,8 @@ class NbTaskLogApp(ExtensionApp):
     redact_patterns = List(Unicode(), help="Regular expressions of more secrets, replaced by [REDACTED] in messages, "
                            "metadata and params (a group named secret: only that part).").tag(config=True)
     redact_keys = List(Unicode(), help="More key names whose values are secrets (a key ending with one, in any case).").tag(config=True)
+    lease = Float(60.0, help="Seconds a task's owner may stay silent before any server on the store marks the task "
+                  "INTERRUPTED (its heartbeat renews the lease four times as often).").tag(config=True)
     redact_defaults = Bool(True, help="Also redact the default secrets (passwords, tokens, keys, …); off: only the patterns and keys given.").tag(config=True)
 
     @default("db_url")
@@ -67,6 +69,8 @@ class NbTaskLogApp(ExtensionApp):
             redact_patterns=self.redact_patterns,
             redact_keys=self.redact_keys,
             redact_defaults=self.redact_defaults,
+            instance_kind="server",
+            lease=self.lease,
         )
         self.services = Services(
             engine=engine,

@@ -37,6 +37,7 @@ from ..record import LogRecord
 from ..statuses import ACTIVE
 from ..wire import task_row_from_wire, task_row_to_wire
 from .interface import LogStore
+from .spill_home import SpillHome
 from .store import LOG_ARROW_SCHEMA, arrow_to_records, records_to_arrow
 
 log = logging.getLogger("nbtasklog.buffer")
@@ -152,14 +153,18 @@ class WriteBuffer:
     def __init__(
         self,
         store: LogStore,
-        spill_dir: Path,
+        spill_root: Path,
+        instance_id: str,
         flush_interval: float = 2.0,
         flush_size: int = ROW_GROUP,
         memory_cap: int = 500_000,
         on_connect: Callable[[], None] | None = None,
+        on_refused: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.store = store
-        self.spill_dir = spill_dir
+        self.home = SpillHome(spill_root, instance_id)
+        self.spill_dir = self.home.dir
+        self._on_refused = on_refused  # task rows the store refused: their task is no longer this process's
         self.flush_interval = flush_interval
         self.flush_size = flush_size
         self.memory_cap = memory_cap
@@ -170,6 +175,7 @@ class WriteBuffer:
         self.append = self._records.append
         self._batches: deque[_Batch] = deque()  # oldest first
         self._tasks: dict[str, dict[str, Any]] = {}  # latest unwritten row per task
+        self._row_modes: dict[str, str] = {}  # "new" / "claim" until that row is written (Store.write)
         self._settings: dict[str, str] = {}
         self._lock = threading.Lock()  # guards _batches, _tasks, _settings
         self._write_lock = threading.RLock()  # one writer at a time; readers hold it for a consistent view
@@ -198,10 +204,18 @@ class WriteBuffer:
         self._load_spill()
 
     # ---- producers (append: see above) --------------------------------------------------------
-    def put_task(self, row: Mapping[str, Any]) -> None:
-        """Queue the latest state of a task row; it is written with the next batch."""
+    def put_task(self, row: Mapping[str, Any], mode: str | None = None) -> None:
+        """Queue the latest state of a task row; it is written with the next batch. `mode` ("new": the
+        task's first row; "claim": a task taken over) lasts until a row of that task is written."""
         with self._lock:
             self._tasks[row["id"]] = dict(row)
+            if mode is not None and self._row_modes.get(row["id"]) != "claim":
+                self._row_modes[row["id"]] = mode
+
+    @property
+    def connected(self) -> bool:
+        """The store answered once and on_connect ran."""
+        return self._connected
 
     def put_settings(self, values: Mapping[str, str]) -> None:
         with self._lock:
@@ -255,6 +269,7 @@ class WriteBuffer:
         while True:
             with self._lock:
                 tasks = dict(self._tasks)
+                modes = {task_id: self._row_modes[task_id] for task_id in tasks if task_id in self._row_modes}
                 settings = dict(self._settings)
                 batch = self._batches[0] if self._batches else None
             try:
@@ -281,7 +296,8 @@ class WriteBuffer:
                     continue
             try:
                 with _write_turns if self.store.gil_bound_writes else nullcontext():
-                    self.store.write(tasks.values(), table, settings, only_new=batch is not None and batch.maybe_written)
+                    refused = self.store.write(tasks.values(), table, settings, row_modes=modes,
+                                               only_new=batch is not None and batch.maybe_written)
             except Exception as error:  # any failure: keep everything, retry later
                 if batch is not None:
                     batch.maybe_written = True  # the error may have come after the commit
@@ -289,6 +305,7 @@ class WriteBuffer:
                 return False
             with self._lock:
                 for task_id, row in tasks.items():
+                    self._row_modes.pop(task_id, None)
                     if self._tasks.get(task_id) == row:
                         del self._tasks[task_id]
                 for key, value in settings.items():
@@ -300,6 +317,8 @@ class WriteBuffer:
                 self._flushed_total += batch.rows
                 if batch.path is not None:
                     _remove(batch.path)  # if it stays (read-only disk), the next start skips its stored records
+            if refused and self._on_refused is not None:
+                self._on_refused(refused)
             self._update_state_files()
             self._last_flush_at = datetime.now(timezone.utc)
             if DATABASE in self._errors and not self._batches:
@@ -430,6 +449,7 @@ class WriteBuffer:
                 self._left_active[row["id"]] = row
             else:
                 self._tasks[row["id"]] = row
+                self._row_modes[row["id"]] = "new"  # it may never have been written
         self._settings.update(self._read_state_file("settings.json") or {})
 
     def _read_state_file(self, name: str) -> Any:
@@ -500,16 +520,19 @@ class WriteBuffer:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        deadline = time.monotonic() + timeout
-        delay = 0.1
-        while not self.flush():
-            if time.monotonic() + delay > deadline:
-                with self._write_lock:
-                    self._spill_everything()
-                return False
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-        return True
+        try:
+            deadline = time.monotonic() + timeout
+            delay = 0.1
+            while not self.flush():
+                if time.monotonic() + delay > deadline:
+                    with self._write_lock:
+                        self._spill_everything()
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            return True
+        finally:
+            self.home.close()
 
     def _spill_everything(self) -> None:
         self._drain()
@@ -555,9 +578,9 @@ class WriteBuffer:
         return found
 
     def unwritten_tasks(self) -> dict[str, dict[str, Any]]:
-        """Task rows queued but not yet in the database, by id."""
+        """Task rows queued but not yet in the database, by id, as readers see them (without their owner)."""
         with self._lock:
-            return {task_id: dict(row) for task_id, row in self._tasks.items()}
+            return {task_id: {k: v for k, v in row.items() if k != "owner"} for task_id, row in self._tasks.items()}
 
     def reading(self) -> threading.RLock:
         """A lock that keeps writes out while a reader combines the database and the buffer."""

@@ -20,9 +20,11 @@ class LogStore(Protocol):
     gil_bound_writes: bool  # the client takes the GIL between a write's steps: write in short GIL turns
 
     def write(self, task_rows: Iterable[Mapping[str, Any]] = (), batch: pa.Table | None = None,
-              settings: Mapping[str, str] | None = None, *, only_new: bool = False) -> None:
+              settings: Mapping[str, str] | None = None, *, only_new: bool = False,
+              row_modes: Mapping[str, str] | None = None) -> list[str]:
         """Task rows, settings and one batch of records, all or nothing; `only_new` leaves out records
-        already stored (a batch that may have been written before)."""
+        already stored (a batch that may have been written before). Returns the ids of task rows the
+        store refused (Store.write: the task is no longer the writer's)."""
 
     def query_logs(self, task_id: str, flt: LogFilter) -> list[LogRecord]: ...
     def log_stats(self, task_id: str) -> dict[str, Any]: ...

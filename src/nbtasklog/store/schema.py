@@ -1,4 +1,6 @@
-"""The three tables (tasks, task_logs, settings) and the per-dialect JSON functions filters compile to.
+"""The tables (tasks, task_logs, settings, instances) as queries see them, and the per-dialect JSON functions
+filters compile to. The schema itself is made and changed by the migrations (store/migrations/), which
+a test keeps equal to these declarations.
 
 Tables are declared in code, never reflected: duckdb-engine's reflection fails on SQLAlchemy 2.1.
 """
@@ -10,7 +12,6 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
-    Index,
     Integer,
     MetaData,
     Sequence,
@@ -65,6 +66,8 @@ tasks = Table(
     Column("progress_message", Text),
     Column("log_level", String(16)),
     Column("record_count", BigInteger),
+    Column("owner", String(64)),  # the instance running it (instances.id) while it is active
+    Column("heartbeat_at", DateTime(timezone=True)),  # its owner's last sign of life, by the database's clock
 )
 
 task_logs = Table(
@@ -87,17 +90,16 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
-schema_version = Table(
-    "nbtasklog_schema",
+instances = Table(
+    "instances",
     metadata,
-    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # server, cli, kernel, engine
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
 )
-SCHEMA_VERSION = 1
-
-# DuckDB scans with zone maps and needs no index here (an ART index would slow bulk inserts);
-# other databases get one on (task_id, seq), the key of every log query.
-Index("ix_task_logs_task_seq", task_logs.c.task_id, task_logs.c.seq).ddl_if(dialect="postgresql")
-Index("ix_tasks_status", tasks.c.status).ddl_if(dialect="postgresql")
 
 LOG_COLUMNS = ("task_id", "seq", "timestamp", "level", "source", "message", "metadata")
 

@@ -29,7 +29,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from ..filter import LogFilter
 from ..record import LogRecord, datetime_to_us, new_tuple
 from ..statuses import ACTIVE, FINISHED
-from . import schema
+from . import migrate, schema
 from .schema import LOG_COLUMNS, task_logs, tasks
 
 SUPPORTED_BACKENDS = ("duckdb", "postgresql")
@@ -46,6 +46,8 @@ LOG_ARROW_SCHEMA = pa.schema(
     ]
 )
 _LOG_STRUCT = pa.struct(list(LOG_ARROW_SCHEMA))
+# A task row as readers get it; owner and heartbeat_at are the coordination of the processes writing.
+TASK_COLUMNS = tuple(c for c in tasks.c if c.name not in ("owner", "heartbeat_at"))
 
 
 class StoreClosedError(RuntimeError):
@@ -131,9 +133,7 @@ class Store:
             event.listen(engine, "connect", _quiet_duckdb_connection)
         try:
             with engine.begin() as conn:
-                schema.metadata.create_all(conn)
-                if conn.execute(select(schema.schema_version.c.version)).first() is None:
-                    conn.execute(schema.schema_version.insert().values(version=schema.SCHEMA_VERSION))
+                migrate.upgrade(conn)
         except Exception:
             engine.dispose()
             raise
@@ -160,19 +160,30 @@ class Store:
         settings: Mapping[str, str] | None = None,
         *,
         only_new: bool = False,
-    ) -> None:
-        """Upsert task rows and settings and append one batch of log records, in one transaction.
+        row_modes: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Write task rows and settings and append one batch of log records, in one transaction.
+
+        A task row with an `owner` is its owner's: it changes the stored row only while that owner
+        still holds the task (the row is its own and active, or already says what is written), so an
+        owner never resurrects a task another process deleted or marked INTERRUPTED. `row_modes[id]`:
+        "new" may also insert the row (the task's first write), "claim" takes the row over whatever it
+        holds (a task taken up again); by default a row is only updated. Records of tasks without a
+        row (deleted meanwhile) are left out. Returns the ids of the rows refused.
 
         `only_new` is for a batch that may have been written before (a spill file replayed after its
         process died between the commit and deleting the file; a retry after an error that came
         after the commit): records whose (task_id, seq) is stored already are left out.
         """
-        task_rows = list(task_rows)
+        row_modes = row_modes or {}
+        refused: list[str] = []
         with self.engine.begin() as conn:
             if settings:
                 _upsert(conn, schema.settings, [{"key": k, "value": v} for k, v in settings.items()])
-            if task_rows:
-                _upsert(conn, tasks, task_rows if self.is_duckdb else [_without_nul(row) for row in task_rows])
+            for row in task_rows:
+                row = row if self.is_duckdb else _without_nul(row)
+                if not _write_task_row(conn, row, row_modes.get(row["id"])):
+                    refused.append(row["id"])
             if batch is not None and batch.num_rows and only_new:
                 batch = self._not_stored(conn, batch)
             if batch is not None and batch.num_rows:
@@ -182,12 +193,14 @@ class Store:
                     try:
                         raw.execute(
                             f"INSERT INTO task_logs ({', '.join(LOG_COLUMNS)}) "
-                            f"SELECT {', '.join(LOG_COLUMNS)} FROM nbtasklog_batch"
+                            f"SELECT {', '.join(LOG_COLUMNS)} FROM nbtasklog_batch "
+                            "WHERE task_id IN (SELECT id FROM tasks)"
                         )
                     finally:
                         raw.unregister("nbtasklog_batch")
                 else:
-                    conn.execute(task_logs.insert(), [_without_nul(row) for row in batch.to_pylist()])
+                    _copy_postgresql(conn, batch)
+        return refused
 
     def _not_stored(self, conn: Any, batch: pa.Table) -> pa.Table:
         """The records of `batch` not in task_logs, in the batch's order: an anti-join on (task_id, seq)
@@ -228,30 +241,48 @@ class Store:
         with self.engine.connect() as conn:
             return [row[0] for row in conn.execute(query)]
 
-    def mark_interrupted(
+    def recover(
         self,
-        now: datetime,
+        instance: Mapping[str, Any],
+        lease: float,
+        dead_owners: Iterable[str] = (),
         spilled_last_seqs: Mapping[str, int] | None = None,
         spilled_rows: Iterable[Mapping[str, Any]] = (),
     ) -> list[str]:
-        """Tasks left PENDING or RUNNING by a process that died become INTERRUPTED; returns their ids.
+        """Register `instance` (it beats from now on) and mark INTERRUPTED the tasks whose owner is gone;
+        returns their ids. Any instance may do it, and does, every few seconds.
 
-        `spilled_rows`: rows such a process spilled (tasks.json) while their tasks were active; one is
-        stored unless the database has a row of that task, which is then as new or newer (the process
-        wrote it and died before updating tasks.json). record_count becomes the number of records a
-        task really has: its seqs run from 1 without a gap, so its highest seq, stored or among the
-        records still spilled (`spilled_last_seqs`, written next).
+        Gone: an owner among `dead_owners` (earlier lives whose spill folders this process took over,
+        so known dead), an owner silent for longer than `lease` seconds by the database's clock, or no
+        owner (rows written before owners existed). A task another live instance runs is left alone.
+
+        `spilled_rows`: rows a dead owner spilled (tasks.json) while their tasks were active; one is
+        stored unless the database has a row of that task, which is then as new or newer. record_count
+        becomes the number of records a task really has: its seqs run from 1 without a gap, so its
+        highest seq, stored or among the records still spilled (`spilled_last_seqs`, written next).
         """
         from sqlalchemy.dialects.postgresql import (
             insert,  # duckdb-engine speaks PostgreSQL's ON CONFLICT
         )
 
         spilled_last_seqs = spilled_last_seqs or {}
+        dead = list(dead_owners)
         with self.engine.begin() as conn:
+            now = conn.execute(select(func.now())).scalar_one()
+            conn.execute(insert(schema.instances).values(dict(instance, heartbeat_at=now))
+                         .on_conflict_do_update(index_elements=["id"], set_={"heartbeat_at": now}))
             for row in spilled_rows:
                 row = row if self.is_duckdb else _without_nul(row)
                 conn.execute(insert(tasks).values(**row).on_conflict_do_nothing(index_elements=["id"]))
-            ids = [r[0] for r in conn.execute(select(tasks.c.id).where(tasks.c.status.in_(ACTIVE)))]
+            cutoff = now - dt.timedelta(seconds=lease)
+            gone = tasks.c.owner.is_(None) | (tasks.c.heartbeat_at < cutoff)
+            if dead:
+                gone = gone | tasks.c.owner.in_(dead)
+            ids = [r[0] for r in conn.execute(
+                select(tasks.c.id).where(tasks.c.status.in_(ACTIVE), tasks.c.owner.is_distinct_from(instance["id"]), gone))]
+            if dead:
+                conn.execute(delete(schema.instances).where(schema.instances.c.id.in_(dead)))
+            conn.execute(delete(schema.instances).where(schema.instances.c.heartbeat_at < now - dt.timedelta(days=1)))
             if not ids:
                 return []
             stored = dict(conn.execute(
@@ -261,12 +292,20 @@ class Store:
             for task_id in ids:
                 conn.execute(
                     update(tasks)
-                    .where(tasks.c.id == task_id)
+                    .where(tasks.c.id == task_id, tasks.c.status.in_(ACTIVE))
                     .values(status="INTERRUPTED", finished_at=now,
                             error="the process running this task ended before it finished",
                             record_count=max(stored.get(task_id) or 0, spilled_last_seqs.get(task_id, 0)))
                 )
             return ids
+
+    def heartbeat(self, instance_id: str) -> None:
+        """This instance and the active tasks it owns are alive, by the database's clock."""
+        with self.engine.begin() as conn:
+            now = conn.execute(select(func.now())).scalar_one()
+            conn.execute(update(schema.instances).where(schema.instances.c.id == instance_id).values(heartbeat_at=now))
+            conn.execute(update(tasks).where(tasks.c.owner == instance_id, tasks.c.status.in_(ACTIVE))
+                         .values(heartbeat_at=now))
 
     # ---- reads ------------------------------------------------------------------------------
     def load_settings(self) -> dict[str, str]:
@@ -316,7 +355,7 @@ class Store:
 
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
-            row = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first()
+            row = conn.execute(select(*TASK_COLUMNS).where(tasks.c.id == task_id)).mappings().first()
         return None if row is None else _task_row(row)
 
     def list_tasks(
@@ -327,7 +366,7 @@ class Store:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Newest first; `before_id` is the keyset cursor (ids grow with creation time)."""
-        query = select(tasks).order_by(tasks.c.id.desc()).limit(limit)
+        query = select(*TASK_COLUMNS).order_by(tasks.c.id.desc()).limit(limit)
         if status:
             query = query.where(tasks.c.status.in_(list(status)))
         if plugin:
@@ -839,6 +878,56 @@ def _upsert(conn: Any, table: Any, rows: list[Mapping[str, Any]]) -> None:
         statement = insert(table).values(**row)
         changes = {k: statement.excluded[k] for k in row if k != key}
         conn.execute(statement.on_conflict_do_update(index_elements=[key], set_=changes))
+
+
+def _write_task_row(conn: Any, row: Mapping[str, Any], mode: str | None) -> bool:
+    """One task row, as Store.write says; False when the stored row refused it."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    owner = row.get("owner")
+    values = dict(row)
+    if owner is not None:
+        values["heartbeat_at"] = func.now()
+    if mode == "claim" or owner is None:
+        _upsert(conn, tasks, [values])
+        return True
+    held = (tasks.c.owner == owner) & (tasks.c.status.in_(ACTIVE) | (tasks.c.status == row["status"]))
+    if mode == "new":
+        statement = insert(tasks).values(**values)
+        changes = {k: statement.excluded[k] for k in values if k != "id"}
+        statement = statement.on_conflict_do_update(index_elements=["id"], set_=changes, where=held)
+    else:
+        statement = update(tasks).where(tasks.c.id == row["id"], held).values(
+            **{k: v for k, v in values.items() if k != "id"})
+    return conn.execute(statement.returning(tasks.c.id)).first() is not None
+
+
+def _copy_postgresql(conn: Any, batch: pa.Table) -> None:
+    """Append a batch by COPY into a temporary table, then into task_logs: a (task_id, seq) already there
+    (a replay, a retry whose first try committed) is skipped by the unique key instead of failing the
+    batch, and records of a task without a row (deleted meanwhile) are left out."""
+    cursor = conn.connection.driver_connection.cursor()
+    quoted = ", ".join(f'"{c}"' for c in LOG_COLUMNS)
+    cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS nbtasklog_batch ON COMMIT DELETE ROWS "
+                   f"AS SELECT {quoted} FROM task_logs WITH NO DATA")
+    with cursor.copy(f"COPY nbtasklog_batch ({quoted}) FROM STDIN") as copy:
+        for row in _postgresql_rows(batch):
+            copy.write_row(row)
+    cursor.execute(
+        f"INSERT INTO task_logs ({quoted}) SELECT {quoted} FROM nbtasklog_batch b "
+        "WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.id = b.task_id) ON CONFLICT (task_id, seq) DO NOTHING"
+    )
+
+
+def _postgresql_rows(batch: pa.Table) -> Iterator[tuple[Any, ...]]:
+    """The batch's rows as COPY takes them: text and JSONB without NUL (see _without_nul)."""
+    columns = [batch.column(name).to_pylist() for name in LOG_COLUMNS]
+    for task_id, seq, timestamp, level, source, message, metadata in zip(*columns):
+        if "\x00" in message or "\x00" in source:
+            message, source = message.replace("\x00", "\ufffd"), source.replace("\x00", "\ufffd")
+        if metadata is not None and "\\u0000" in metadata:
+            metadata = json.dumps(_strings_without_nul(json.loads(metadata)), ensure_ascii=False, separators=(",", ":"))
+        yield task_id, seq, timestamp, level, source, message, metadata
 
 
 def _quiet_duckdb_connection(dbapi_connection: Any, _record: Any) -> None:

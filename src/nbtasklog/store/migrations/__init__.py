@@ -1,0 +1,1 @@
+"""The store's schema history as Alembic revisions (versions/); `migrate.upgrade` runs them."""
