@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -342,7 +343,7 @@ def scenario_fsize(db: str) -> None:
 
 
 def _steady(stop: threading.Event | None = None) -> Any:
-    """A plugin that logs ticks at a steady pace (about 15,000 a second here) until `stop` is set."""
+    """A plugin that logs ticks at a steady pace (about 15,000 a second here) until `stop` is set or it is cancelled."""
 
     def steady(params: dict[str, Any], context: Any) -> int:
         i = 0
@@ -350,6 +351,7 @@ def _steady(stop: threading.Event | None = None) -> Any:
             i += 1
             context.logger.info("tick %d", i, i=i)
             if i % 20 == 0:
+                context.check_cancelled()
                 time.sleep(0.001)
         return i
 
@@ -366,7 +368,7 @@ def scenario_emit(db: str, buffer_cap: str, flush_interval: str, flush_size: str
     from nbtasklog import Engine
 
     spill = Path(spill_dir or db + ".spill")
-    report("opening", spill_files=len(list(spill.glob("*.arrow"))) if spill.is_dir() else 0)
+    report("opening", spill_files=len(list(spill.glob("**/*.arrow"))) if spill.is_dir() else 0)
     engine = Engine(db, flush_interval=float(flush_interval), flush_size=int(flush_size), buffer_cap=int(buffer_cap),
                     spill_dir=spill, handle_signals=False)
     health = engine.health()
@@ -419,6 +421,30 @@ def scenario_log_until_told(db: str, buffer_cap: str, spill_dir: str = "") -> No
            pending=health.pending, last_error=health.last_error, errors=errors)
 
 
+def scenario_owner(db: str, spill_root: str, lease: str, buffer_cap: str) -> None:
+    """One process of several on a shared store: run a task that logs steadily, report its id and this
+    process's instance id; when the task ends (told "stop" on stdin, or stopped by the engine), close and
+    report the result."""
+    from nbtasklog import Engine
+
+    engine = Engine(db, flush_interval=0.05, spill_dir=spill_root, lease=float(lease), buffer_cap=int(buffer_cap),
+                    handle_signals=False)
+    stop = threading.Event()
+    task = engine.run_task(_steady(stop))
+    report("started", task_id=task.id, instance_id=engine.instance_id)
+
+    def told() -> None:
+        for line in sys.stdin:
+            if line.strip() == "stop":
+                break
+        stop.set()
+
+    threading.Thread(target=told, daemon=True).start()
+    status = task.wait(CHILD_TIMEOUT)  # told to stop, or stopped by the engine
+    engine.close()
+    report("result", status=status, record_count=task.info()["record_count"])
+
+
 def scenario_hold(db: str) -> None:
     """Hold DuckDB's write lock on `db` until stdin closes."""
     import duckdb
@@ -438,7 +464,23 @@ SCENARIOS = {
     "hold": scenario_hold,
     "emit": scenario_emit,
     "log_until_told": scenario_log_until_told,
+    "owner": scenario_owner,
 }
 
 if __name__ == "__main__":
     SCENARIOS[sys.argv[1]](*sys.argv[2:])
+
+
+T0 = datetime(2026, 2, 7, 12, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+def task_row(task_id: str, status: str = "SUCCESS", plugin: str = "p", ended: datetime | None = T0, **extra) -> dict:
+    """A tasks row as the store takes it (Store.write), finished at T0 unless `status` is active."""
+    base = {
+        "id": task_id, "plugin": plugin, "params": '{"a": 1}', "status": status,
+        "created_at": T0 - timedelta(minutes=1), "started_at": T0 - timedelta(seconds=59),
+        "finished_at": ended if status not in ("PENDING", "RUNNING") else None,
+        "error": None, "progress": None, "progress_message": None, "log_level": None, "record_count": 0,
+    }
+    base.update(extra)
+    return base

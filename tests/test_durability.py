@@ -250,14 +250,14 @@ def test_outage_past_the_memory_cap_spills_and_replays_in_order(tmp_path, childr
     health = engine.health()
     assert health.spilled > 0
     assert health.pending == 10_002
-    assert sorted(spill_dir.glob("*.arrow")), "no spill file was written"
+    assert sorted(spill_dir.glob("**/*.arrow")), "no spill file was written"
     assert [r.seq for r in task.logs()] == list(range(1, 10_003))  # readable from memory and spill files alike
     assert len(task.logs(search="line 9999")) == 1
 
     assert holder.release() == 0
     poll(engine.flush, 15, "the spilled batches to be written", interval=0.1)
     assert engine.health().spilled == 0 and engine.health().pending == 0
-    assert not list(spill_dir.glob("*.arrow"))
+    assert not list(spill_dir.glob("**/*.arrow"))
     engine.close()
     assert seqs_of(db, task.id) == list(range(1, 10_003))
     messages = [m for (m,) in read_db(db, "select message from task_logs where task_id = ? and source = 'plugin' order by id", [task.id])]
@@ -296,9 +296,9 @@ def test_outage_at_exit_spills_everything_and_the_next_engine_replays_it(tmp_pat
         engine.close(timeout=1.0)
     finally:
         release.set()
-    assert (spill_dir / "tasks.json").exists()
-    assert sorted(spill_dir.glob("*.arrow"))
-    spilled = {row["id"]: row["status"] for row in json.loads((spill_dir / "tasks.json").read_text())}
+    assert list(spill_dir.glob("*/tasks.json"))  # in the exiting process's own folder
+    assert sorted(spill_dir.glob("**/*.arrow"))
+    spilled = {row["id"]: row["status"] for row in json.loads(next(spill_dir.glob("*/tasks.json")).read_text())}
     assert spilled == {done.id: "SUCCESS", polite.id: "CANCELLED", deaf.id: "INTERRUPTED"}
 
     assert holder.release() == 0
@@ -311,7 +311,7 @@ def test_outage_at_exit_spills_everything_and_the_next_engine_replays_it(tmp_pat
     assert [r.message for r in again.task(done.id).logs(source="plugin")] == [f"done {i}" for i in range(300)]
     assert "waiting politely" in [r.message for r in again.task(polite.id).logs()]
     assert "not listening" in [r.message for r in again.task(deaf.id).logs()]
-    assert not list(spill_dir.glob("*.arrow")) and not (spill_dir / "tasks.json").exists()
+    assert not list(spill_dir.glob("**/*.arrow")) and not list(spill_dir.glob("**/tasks.json"))
     again.close()
     for task in (done, polite, deaf):
         seqs = seqs_of(db, task.id)
@@ -332,7 +332,7 @@ def test_spilled_tasks_still_active_are_replayed_as_interrupted(tmp_path, make_e
     assert engine.flush()
     info = engine.task_info(row["id"])
     assert info["status"] == "INTERRUPTED" and info["finished_at"] is not None
-    assert not (spill_dir / "tasks.json").exists()
+    assert not list(spill_dir.glob("**/tasks.json"))
 
 
 def test_interrupted_tasks_count_their_stored_and_spilled_records(tmp_path, make_engine):
@@ -512,6 +512,8 @@ def test_an_unreadable_or_vanished_spill_file_is_reported_and_the_rest_is_writte
     holder = children("hold", db, stdin=True)
     holder.expect("locked")
     engine = make_engine(db)
+    # the files were left in the spill root (as release 0.1.0 spilled): the engine moved them into its own folder
+    broken, vanishing = (next(spill_dir.glob(f"*/{path.name}")) for path in (broken, vanishing))
     assert broken.name in engine.health().last_error and "read" in engine.health().last_error
     vanishing.unlink()
     assert [r.seq for r in engine.logs("t3")] == [1, 2, 3]  # the buffer answers without the vanished file

@@ -103,7 +103,7 @@ def check_store(db: Any, figures: dict[str, Any], acknowledged: dict[str, int],
 def spilled_rows(spill_dir: Path) -> dict[str, int]:
     """Records per task in the readable spill files (a file cut short by a kill holds none)."""
     counts: dict[str, int] = {}
-    for path in [*spill_dir.glob("*.arrow"), *spill_dir.glob("*.tmp")]:
+    for path in [*spill_dir.glob("**/*.arrow"), *spill_dir.glob("**/*.tmp")]:
         try:
             with pa.memory_map(str(path)) as source:
                 table = pa.ipc.open_file(source).read_all()
@@ -156,7 +156,7 @@ def emit_and_kill(db: Path, point: str, delay: float, after: str = "started") ->
         assert child.wait() == -signal.SIGKILL, child.stderr
         for tag, data in reports_left(child):  # sent before it died, not read yet
             run.take(tag, data)
-        run.spill_files_after = len(list(Path(f"{db}.spill").glob("*.arrow")))
+        run.spill_files_after = len(list(Path(f"{db}.spill").glob("**/*.arrow")))
         return run
     finally:
         child.stop()
@@ -228,7 +228,7 @@ def test_sigkill_at_random_points_of_flush_spill_and_replay(tmp_path, rng, figur
     engine = make_engine(db)  # the last start: replays what is left, marks the last task INTERRUPTED
     poll(engine.flush, 30, "the last replay")
     engine.close()
-    assert not list(Path(f"{db}.spill").glob("*.arrow"))
+    assert not list(Path(f"{db}.spill").glob("**/*.arrow"))
     tasks = [run for run in runs if run.task_id is not None]
     by_task = check_store(db, figures, {run.task_id: run.acknowledged for run in tasks},
                           {run.task_id: ("INTERRUPTED", None) for run in tasks})
@@ -333,7 +333,7 @@ def test_database_unavailable_during_replay_then_everything_replayed_once(tmp_pa
     finally:
         holder.stop()
     assert result["status"] == "SUCCESS" and result["pending"] == 0
-    assert not list(Path(f"{db}.spill").glob("*.arrow")) and not (Path(f"{db}.spill") / "tasks.json").exists()
+    assert not list(Path(f"{db}.spill").glob("**/*.arrow")) and not list(Path(f"{db}.spill").glob("**/tasks.json"))
     by_task = check_store(db, figures, {first_task: left[first_task], second_task: result["record_count"]},
                           {first_task: ("INTERRUPTED", left[first_task]), second_task: ("SUCCESS", result["record_count"])})
     assert len(by_task[first_task]) == left[first_task]  # every spilled record, once
@@ -376,7 +376,7 @@ def test_postgresql_gone_and_back_with_a_kill_in_between(tmp_path, figures):
             result = stop(second)
         finally:
             second.stop()
-        assert not list(spill_dir.glob("*.arrow"))
+        assert not list(spill_dir.glob("**/*.arrow"))
         by_task = check_store(url, figures, {run.task_id: run.acknowledged, second_task: result["record_count"]},
                               {run.task_id: ("INTERRUPTED", None), second_task: ("SUCCESS", result["record_count"])})
         assert len(by_task[run.task_id]) >= run.acknowledged + 2000  # the spilled ones too

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from procs import task_row
 
 from nbtasklog.filter import LogFilter, from_params, make_filter
 from nbtasklog.levels import LEVEL_NAMES
@@ -175,8 +176,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 @given(data=st.data(), records=record_lists())
 def test_sql_face_equals_in_memory_face(store: Store, data: st.DataObject, records: list[LogRecord]) -> None:
     """For random records and filters, the store's SQL query returns exactly what flt.apply() returns."""
-    store.write(batch=records_to_arrow(records))
     task_id = records[0].task_id if records else "prop-empty"
+    store.write([task_row(task_id)], records_to_arrow(records))
     for _ in range(4):  # several filters per written task: writing costs more than querying
         flt = data.draw(filters(records), label="filter")
         assert store.query_logs(task_id, flt) == flt.apply(records)
@@ -189,8 +190,8 @@ def test_keyset_pages_in_both_faces_cover_the_log_exactly_once(store: Store, rec
                                                                order: str, level: str | None) -> None:
     """Walking pages with next_page gives the same pages from SQL and memory, and together the whole filtered log."""
     assume(records)
-    store.write(batch=records_to_arrow(records))
     task_id = records[0].task_id
+    store.write([task_row(task_id)], records_to_arrow(records))
     flt = make_filter(level=level, order=order, limit=page_size)
     walked: list[LogRecord] = []
     for _ in range(len(records) + 1):

@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
-from procs import poll, read_db
+from procs import T0, poll, read_db
+from procs import task_row as row
 from sqlalchemy import func, make_url, update
 
 from nbtasklog import make_filter
@@ -26,20 +27,6 @@ from nbtasklog.store.store import (
     records_to_arrow,
     sql_rows,
 )
-
-T0 = datetime(2026, 2, 7, 12, 0, 0, 123456, tzinfo=timezone.utc)
-
-
-def row(task_id: str, status: str = "SUCCESS", plugin: str = "p", ended: datetime | None = T0, **extra) -> dict:
-    base = {
-        "id": task_id, "plugin": plugin, "params": '{"a": 1}', "status": status,
-        "created_at": T0 - timedelta(minutes=1), "started_at": T0 - timedelta(seconds=59),
-        "finished_at": ended if status not in ("PENDING", "RUNNING") else None,
-        "error": None, "progress": None, "progress_message": None, "log_level": None, "record_count": 0,
-    }
-    base.update(extra)
-    return base
-
 
 def records(task_id: str, n: int, start: int = 1) -> list[LogRecord]:
     levels = ["DEBUG", "INFO", "WARNING", "ERROR"]

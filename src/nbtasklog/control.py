@@ -41,6 +41,7 @@ class EngineSide(Protocol):
     def on_task_change(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], Any]: ...
     def delete_tasks(self, task_ids: list[str]) -> None: ...
     def notify(self, row: dict[str, Any]) -> None: ...
+    def lost_tasks(self, task_ids: list[str]) -> None: ...
 
 
 class Watch(Protocol):
@@ -128,7 +129,15 @@ class LocalControl:
         if now < self._next_beat or not self.engine.buffer.connected:
             return
         self._next_beat = now + max(1.0, self.engine.lease / 4)
-        self.store.heartbeat(self.instance["id"])
+        engine = self.engine
+        # A RUNNING task's row was queued when it was made; once written, the heartbeat renews it while
+        # it is this process's. One neither waiting to be written nor renewed was taken from it.
+        running = [state.id for state in engine.runner.active() if state.status == "RUNNING"]
+        unwritten = engine.buffer.unwritten_tasks()
+        renewed = self.store.heartbeat(self.instance["id"])
+        lost = [task_id for task_id in running if task_id not in unwritten and task_id not in renewed]
+        if lost:
+            engine.lost_tasks(lost)
         for task_id in self.store.recover(self.instance, self.engine.lease):
             row = self.store.get_task(task_id)
             if row is not None:

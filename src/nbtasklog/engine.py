@@ -166,7 +166,7 @@ class Engine:
             flush_size=flush_size,
             memory_cap=buffer_cap,
             on_connect=self._on_first_connect,
-            on_refused=self._lost_tasks,
+            on_refused=self.lost_tasks,
         )
         self.runner = Runner(max_workers, on_change=self._task_changed, redact=self.redactor.text)
         self._task_listeners: list[Any] = []
@@ -178,7 +178,7 @@ class Engine:
         self._cleanup_interval = parse_duration(cleanup_interval).total_seconds()
         self._maintenance_stop = threading.Event()
         self._leases: dict[str, _Lease] = {}  # ingested tasks still active -> their kernel's lease
-        self._lost: set[str] = set()  # tasks whose rows the store refused (see _lost_tasks)
+        self._lost: set[str] = set()  # tasks whose rows the store refused (see lost_tasks)
         self._ingest_locks = [threading.Lock() for _ in range(64)]  # by task id: one ingest of a task at a time
         self._row_lock = threading.Lock()  # a task's rows reach the buffer in the order they were taken
         self.buffer.flush()  # connect now if the database answers: settings, INTERRUPTED marks
@@ -261,10 +261,13 @@ class Engine:
             row = dict(row, owner=self._owner)
         self.buffer.put_task(row, mode)
 
-    def _lost_tasks(self, task_ids: list[str]) -> None:
-        """The store refused rows of these tasks: another process deleted them or marked them INTERRUPTED
-        (this one's lease ran out). A task still running here is stopped; it is not this process's any more."""
+    def lost_tasks(self, task_ids: list[str]) -> None:
+        """These tasks are no longer this process's: the store refused their rows, or its heartbeat no longer
+        renews them (another process deleted them, or marked them INTERRUPTED when this one's lease ran
+        out). A task still running here is stopped, and its rows are refused from now on."""
         for task_id in task_ids:
+            if task_id in self._lost:
+                continue
             self._lost.add(task_id)
             self._leases.pop(task_id, None)
             state = self.runner.get(task_id)

@@ -651,6 +651,12 @@ async def test_ingest_only_appends_to_the_tasks_it_leases(api, engine):
     assert await seqs(api, server_task.id) == list(range(1, 23))
 
 
+def restarted(engine) -> None:
+    """What the server's next life does at its start: its earlier life is a dead owner, whose tasks become INTERRUPTED."""
+    new_life = {"id": "next-life", "kind": "server", "host": "h", "pid": 0, "started_at": datetime.now(timezone.utc)}
+    engine.store.recover(new_life, engine.lease, dead_owners=[engine.instance_id])
+
+
 async def test_ingest_takes_up_an_interrupted_task_its_kernel_still_sends(api, engine):
     """A kernel's task marked INTERRUPTED (its lease ran out, or the server restarted) goes on when the
     kernel that runs it is heard again."""
@@ -658,7 +664,7 @@ async def test_ingest_takes_up_an_interrupted_task_its_kernel_still_sends(api, e
     await api("ingest", method="POST", body=ipc_stream([task_row(task_id)], kernel_records(task_id, 3)), headers=ARROW)
     await off_loop(engine.flush)
     engine._leases.clear()  # a server restarted since: it holds no lease
-    await off_loop(lambda: engine.store.mark_interrupted(datetime.now(timezone.utc)))
+    await off_loop(restarted, engine)
     assert (await api("tasks", task_id)).json()["status"] == "INTERRUPTED"
     back = await api("ingest", method="POST", body=ipc_stream([task_row(task_id)], kernel_records(task_id, 2, first=4)), headers=ARROW)
     assert back.json()["records"] == 2
@@ -762,7 +768,7 @@ async def test_an_interrupted_task_is_taken_up_only_by_the_same_task(api, engine
     await api("ingest", method="POST", body=ipc_stream([task_row(task_id)], kernel_records(task_id, 2)), headers=ARROW)
     await off_loop(engine.flush)
     engine._leases.clear()
-    await off_loop(lambda: engine.store.mark_interrupted(datetime.now(timezone.utc)))
+    await off_loop(restarted, engine)
     evil = dict(task_row(task_id, "SUCCESS"), plugin="evil")
     answer = (await api("ingest", method="POST", body=ipc_stream([evil]), headers=ARROW)).json()
     assert answer["refused"][0]["reason"].startswith(f"task {task_id} is another task")

@@ -29,7 +29,7 @@ STATE_FILES = ("tasks.json", "settings.json")
 
 def _try_lock(path: Path) -> IO[bytes] | None:
     """The file at `path` opened and locked exclusively, or None when another process holds it."""
-    handle = open(path, "ab")
+    handle = _lock_file(path)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -138,7 +138,15 @@ class SpillHome:
         self._lock = None
 
 
+def _lock_file(path: Path) -> IO[bytes]:
+    """`path` made if new and opened for reading only: a file held open for writing would keep its disk
+    from being remounted read-only, and an flock needs no more."""
+    if not path.exists():
+        path.touch()
+    return open(path, "rb")
+
+
 def _try_lock_blocking(path: Path) -> IO[bytes]:
-    handle = open(path, "ab")
+    handle = _lock_file(path)
     fcntl.flock(handle, fcntl.LOCK_EX)
     return handle

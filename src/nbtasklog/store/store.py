@@ -299,13 +299,15 @@ class Store:
                 )
             return ids
 
-    def heartbeat(self, instance_id: str) -> None:
-        """This instance and the active tasks it owns are alive, by the database's clock."""
+    def heartbeat(self, instance_id: str) -> set[str]:
+        """This instance and the active tasks it owns are alive, by the database's clock; returns the ids
+        of the tasks renewed (a task of this instance missing there was deleted or marked INTERRUPTED)."""
         with self.engine.begin() as conn:
             now = conn.execute(select(func.now())).scalar_one()
             conn.execute(update(schema.instances).where(schema.instances.c.id == instance_id).values(heartbeat_at=now))
-            conn.execute(update(tasks).where(tasks.c.owner == instance_id, tasks.c.status.in_(ACTIVE))
-                         .values(heartbeat_at=now))
+            return {row[0] for row in conn.execute(
+                update(tasks).where(tasks.c.owner == instance_id, tasks.c.status.in_(ACTIVE))
+                .values(heartbeat_at=now).returning(tasks.c.id))}
 
     # ---- reads ------------------------------------------------------------------------------
     def load_settings(self) -> dict[str, str]:
