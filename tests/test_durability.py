@@ -335,6 +335,26 @@ def test_spilled_tasks_still_active_are_replayed_as_interrupted(tmp_path, make_e
     assert not list(spill_dir.glob("**/tasks.json"))
 
 
+def test_a_dead_processs_final_row_in_its_spill_wins_over_the_interrupted_mark(tmp_path, make_engine):
+    """The database has a task RUNNING under an owner that died after the task ended but before its final
+    row was written (tasks.json in its spill folder says SUCCESS): the next engine writes SUCCESS, not
+    INTERRUPTED, since the task did end, and that folder is the dead owner's own account of it."""
+    db = tmp_path / "logs.duckdb"
+    spill_root = tmp_path / "logs.duckdb.spill"
+    store = Store(db)
+    store.write([dict(a_task_row("ended", "RUNNING"), owner="dead")], records("ended", range(1, 6)), row_modes={"ended": "new"})
+    store.close()
+    folder = spill_root / "dead"
+    folder.mkdir(parents=True)
+    (folder / "lock").touch()  # a folder whose process is gone: its lock is free
+    (folder / "tasks.json").write_text(json.dumps([spilled_row(dict(a_task_row("ended", "SUCCESS", 5), owner="dead"))]))
+    engine = make_engine(db)
+    assert engine.flush()
+    assert engine.task("ended").info()["status"] == "SUCCESS"
+    engine.close()
+    assert task_row(db, "ended")["status"] == "SUCCESS"
+
+
 def test_interrupted_tasks_count_their_stored_and_spilled_records(tmp_path, make_engine):
     """record_count of tasks marked INTERRUPTED at start is their highest seq, stored or still spilled:
     a RUNNING row in the database, and active rows of tasks.json, stale or not."""

@@ -94,9 +94,9 @@ class LocalControl:
         the earlier lives whose spill folders it took over, those whose owner's lease ran out, and those
         left active in tasks.json, counted with their spilled records."""
         buffer = self.engine.buffer
-        spilled_rows, spilled_last_seqs = buffer.left_active()
+        spilled_rows, spilled_last_seqs, ended = buffer.left_active()
         ids = self.store.recover(self.instance, self.engine.lease, buffer.home.dead_owners,
-                                 spilled_last_seqs, spilled_rows)
+                                 spilled_last_seqs, spilled_rows, ended)
         buffer.home.forget_dead_owners()
         return ids
 

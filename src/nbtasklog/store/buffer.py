@@ -195,6 +195,7 @@ class WriteBuffer:
         self._left_active: dict[str, dict[str, Any]] = {}
         self._left_active_taken = False
         self._spilled_last_seqs: dict[str, int] = {}
+        self._left_ended: set[str] = set()  # and the tasks whose final row its tasks.json holds
         self._state_files: set[str] = set()  # tasks.json / settings.json on disk, to update after writes
         self._last_flush_at: datetime | None = None
         self._flushed_total = 0
@@ -450,6 +451,7 @@ class WriteBuffer:
             else:
                 self._tasks[row["id"]] = row
                 self._row_modes[row["id"]] = "new"  # it may never have been written
+                self._left_ended.add(row["id"])
         self._settings.update(self._read_state_file("settings.json") or {})
 
     def _read_state_file(self, name: str) -> Any:
@@ -464,13 +466,15 @@ class WriteBuffer:
         self._state_files.add(name)  # removed once what it holds is written (see _update_state_files)
         return value
 
-    def left_active(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
-        """For on_connect, to mark the tasks of dead processes INTERRUPTED (Store.mark_interrupted): the
-        rows of tasks.json whose tasks were still active, and the highest seq of each task in the spill
-        files found at start (those records are written right after on_connect)."""
+    def left_active(self) -> tuple[list[dict[str, Any]], dict[str, int], set[str]]:
+        """For on_connect, to mark the tasks of dead processes INTERRUPTED (Store.recover): the rows of
+        tasks.json whose tasks were still active, the highest seq of each task in the spill files found
+        at start (those records are written right after on_connect), and the tasks whose final row
+        tasks.json holds (written right after too: they ended, whatever the database says)."""
         with self._lock:
             self._left_active_taken = True
-            return [dict(row) for row in self._left_active.values()], dict(self._spilled_last_seqs)
+            return ([dict(row) for row in self._left_active.values()], dict(self._spilled_last_seqs),
+                    set(self._left_ended))
 
     def _settle_left_active(self) -> None:
         """After on_connect: rows it did not take (a remote store cannot mark tasks) are written as

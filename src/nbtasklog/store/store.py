@@ -248,6 +248,7 @@ class Store:
         dead_owners: Iterable[str] = (),
         spilled_last_seqs: Mapping[str, int] | None = None,
         spilled_rows: Iterable[Mapping[str, Any]] = (),
+        ended: AbstractSet[str] = frozenset(),
     ) -> list[str]:
         """Register `instance` (it beats from now on) and mark INTERRUPTED the tasks whose owner is gone;
         returns their ids. Any instance may do it, and does, every few seconds.
@@ -260,6 +261,7 @@ class Store:
         stored unless the database has a row of that task, which is then as new or newer. record_count
         becomes the number of records a task really has: its seqs run from 1 without a gap, so its
         highest seq, stored or among the records still spilled (`spilled_last_seqs`, written next).
+        `ended`: tasks whose final row a dead owner spilled, written next: they are not marked.
         """
         from sqlalchemy.dialects.postgresql import (
             insert,  # duckdb-engine speaks PostgreSQL's ON CONFLICT
@@ -279,7 +281,8 @@ class Store:
             if dead:
                 gone = gone | tasks.c.owner.in_(dead)
             ids = [r[0] for r in conn.execute(
-                select(tasks.c.id).where(tasks.c.status.in_(ACTIVE), tasks.c.owner.is_distinct_from(instance["id"]), gone))]
+                select(tasks.c.id).where(tasks.c.status.in_(ACTIVE), tasks.c.owner.is_distinct_from(instance["id"]), gone))
+                if r[0] not in ended]
             if dead:
                 conn.execute(delete(schema.instances).where(schema.instances.c.id.in_(dead)))
             conn.execute(delete(schema.instances).where(schema.instances.c.heartbeat_at < now - dt.timedelta(days=1)))
