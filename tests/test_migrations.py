@@ -15,7 +15,7 @@ import sqlalchemy
 from procs import read_db
 
 from nbtasklog import make_filter
-from nbtasklog.store import migrate
+from nbtasklog.store import migrate, schema
 from nbtasklog.store.migrate import StoreVersionError
 from nbtasklog.store.store import Store
 
@@ -64,6 +64,24 @@ def test_a_0_1_0_store_upgrades_in_place_and_keeps_everything(old_store):
     after = read_db(old_store, "select task_id, seq, level, source, message, metadata from task_logs order by task_id, seq")
     assert _parsed(after) == _parsed(before)
     assert read_db(old_store, "select version_num from alembic_version") == [(migrate.head(),)]
+
+
+def _columns(target) -> dict[str, list[str]]:
+    """Each of schema.py's tables, its columns in the store as the migrations made them."""
+    return {table.name: sorted(name for (name,) in read_db(
+        target, "select column_name from information_schema.columns where table_name = ?", [table.name]))
+        for table in schema.metadata.sorted_tables}
+
+
+def test_the_migrations_make_the_tables_queries_are_written_against(old_store, tmp_path, request):
+    """A new store and an upgraded 0.1.0 store both have exactly the columns schema.py declares."""
+    declared = {table.name: sorted(c.name for c in table.c) for table in schema.metadata.sorted_tables}
+    fresh = tmp_path / "fresh.duckdb" if isinstance(old_store, Path) else request.getfixturevalue("postgres").new_database()
+    for target in (old_store, fresh):
+        store = Store(target)
+        store.load_settings()  # opened: migrated
+        store.close()
+        assert _columns(target) == declared
 
 
 def _parsed(rows: list[tuple]) -> list[tuple]:

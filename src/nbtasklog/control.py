@@ -57,6 +57,7 @@ class Control(Protocol):
     database a Jupyter server owns."""
 
     tracks_local_settings: bool  # settings changed by this process are this process's to persist
+    owner: str | None  # the owner this process writes its task rows as (None: a server owns them)
 
     def persist_settings(self, values: dict[str, str]) -> None: ...
     def on_connect(self) -> list[str]: ...
@@ -82,6 +83,7 @@ class LocalControl:
     def __init__(self, engine: EngineSide, store: Store) -> None:
         self.engine = engine
         self.store = store
+        self.owner = engine.instance_id
         self._next_beat = 0.0
         self.instance = {"id": engine.instance_id, "kind": engine.instance_kind, "host": socket.gethostname()[:255],
                          "pid": os.getpid(), "started_at": utcnow()}
@@ -134,7 +136,7 @@ class LocalControl:
         # it is this process's. One neither waiting to be written nor renewed was taken from it.
         running = [state.id for state in engine.runner.active() if state.status == "RUNNING"]
         unwritten = engine.buffer.unwritten_tasks()
-        renewed = self.store.heartbeat(self.instance["id"])
+        renewed = self.store.heartbeat(self.owner)
         lost = [task_id for task_id in running if task_id not in unwritten and task_id not in renewed]
         if lost:
             engine.lost_tasks(lost)
@@ -177,6 +179,7 @@ class ServerControl:
     run there, its task-list and log WebSockets say what happens, its settings are the settings."""
 
     tracks_local_settings = False
+    owner = None  # the server owns what this process sends it
 
     def __init__(self, engine: EngineSide, store: RemoteStore) -> None:
         self.engine = engine

@@ -144,7 +144,6 @@ class Engine:
         self.instance_id = new_task_id()
         self.instance_kind = instance_kind
         self.lease = lease
-        self._owner = self.instance_id if isinstance(store, Store) else None  # a server owns what a kernel sends
         # What differs when a Jupyter server owns the database (this process then runs only the tasks
         # defined in it) from owning it: one place, so that no method here asks which it is.
         self.control: Control
@@ -257,8 +256,8 @@ class Engine:
 
     def put_row(self, row: dict[str, Any], mode: str | None = None) -> None:
         """Queue a task row this process writes, as its owner (see Store.write for `mode`)."""
-        if self._owner is not None:
-            row = dict(row, owner=self._owner)
+        if self.control.owner is not None:
+            row = dict(row, owner=self.control.owner)
         self.buffer.put_task(row, mode)
 
     def lost_tasks(self, task_ids: list[str]) -> None:

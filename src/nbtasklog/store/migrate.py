@@ -7,16 +7,17 @@ would misread what it does not know.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
+from alembic import command
 from alembic.config import Config
 from alembic.ddl.impl import DefaultImpl
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import inspect, text
-
-from alembic import command
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # PostgreSQL: one process migrates at a time (two servers starting at once on a new store).
@@ -41,9 +42,14 @@ def _config(conn: Any) -> Config:
     return config
 
 
+@functools.cache
+def _script() -> ScriptDirectory:
+    return ScriptDirectory(str(MIGRATIONS))
+
+
 def head() -> str:
     """The revision this release writes."""
-    revision = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    revision = _script().get_current_head()
     assert revision is not None
     return revision
 
@@ -53,15 +59,14 @@ def upgrade(conn: Any) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     config = _config(conn)
-    script = ScriptDirectory.from_config(config)
     current = MigrationContext.configure(conn).get_current_revision()
     if current is None and inspect(conn).has_table("tasks"):
         command.stamp(config, "0001")  # a 0.1.0 store: its tables are revision 0001's
         current = "0001"
     if current is not None:
         try:
-            script.get_revision(current)
-        except Exception:
+            _script().get_revision(current)
+        except CommandError:
             raise StoreVersionError(
                 f"the store's schema is at revision {current!r}, written by a newer nbtasklog than this one "
                 f"(which knows up to {head()!r}); upgrade nbtasklog to open it"

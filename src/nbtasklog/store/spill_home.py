@@ -63,19 +63,17 @@ class SpillHome:
         self.instance_id = instance_id
         self._lock: IO[bytes] | None = None
         self.dead_owners: list[str] = []
-        self.error: str | None = None  # why the folder could not be made or locked (spilling then reports it)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._lock = _try_lock(self.dir / LOCK)
             self._take_over()
-        except OSError as error:  # a read-only or full disk: records stay in memory, health says so
-            self.error = f"{type(error).__name__}: {error}"
-            log.error("nbtasklog: spill folder %s unavailable: %s", self.dir, self.error)
+        except OSError as error:  # a read-only or full disk: records stay in memory; a spill reports it
+            log.error("nbtasklog: spill folder %s unavailable: %s: %s", self.dir, type(error).__name__, error)
 
     def _take_over(self) -> None:
         root_lock = _try_lock_blocking(self.root / LOCK)
         try:
-            dead = set(_read_json(self.dir / DEAD_OWNERS) or [])
+            dead: set[str] = set()
             # 0.1.0 spilled into the root itself: its files are a dead owner's without an id
             self._move_in(self.root)
             for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and p != self.dir):
@@ -93,8 +91,6 @@ class SpillHome:
                 finally:
                     held.close()
             self.dead_owners = sorted(dead)
-            if dead:
-                _write_json(self.dir / DEAD_OWNERS, self.dead_owners)
         finally:
             root_lock.close()
 

@@ -303,14 +303,13 @@ class Store:
             return ids
 
     def heartbeat(self, instance_id: str) -> set[str]:
-        """This instance and the active tasks it owns are alive, by the database's clock; returns the ids
-        of the tasks renewed (a task of this instance missing there was deleted or marked INTERRUPTED)."""
+        """The active tasks this instance owns are alive, by the database's clock (the instance's own row
+        is renewed by recover); returns the ids renewed: a task of this instance missing there was
+        deleted or marked INTERRUPTED."""
         with self.engine.begin() as conn:
-            now = conn.execute(select(func.now())).scalar_one()
-            conn.execute(update(schema.instances).where(schema.instances.c.id == instance_id).values(heartbeat_at=now))
             return {row[0] for row in conn.execute(
                 update(tasks).where(tasks.c.owner == instance_id, tasks.c.status.in_(ACTIVE))
-                .values(heartbeat_at=now).returning(tasks.c.id))}
+                .values(heartbeat_at=func.now()).returning(tasks.c.id))}
 
     # ---- reads ------------------------------------------------------------------------------
     def load_settings(self) -> dict[str, str]:
@@ -855,11 +854,19 @@ def _without_nul(row: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(row)
     for key, value in row.items():
         if isinstance(value, str):
-            if key in ("metadata", "params") and "\\u0000" in value:
-                out[key] = json.dumps(_strings_without_nul(json.loads(value)), ensure_ascii=False, separators=(",", ":"))
-            elif "\x00" in value:
-                out[key] = value.replace("\x00", "\ufffd")
+            out[key] = _json_without_nul(value) if key in ("metadata", "params") else _text_without_nul(value)
     return out
+
+
+def _text_without_nul(text: str) -> str:
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+
+
+def _json_without_nul(text: str) -> str:
+    """JSON text whose strings hold no NUL (the \\u0000 escape); as it was when none does."""
+    if "\\u0000" not in text:
+        return text
+    return json.dumps(_strings_without_nul(json.loads(text)), ensure_ascii=False, separators=(",", ":"))
 
 
 def _strings_without_nul(value: Any) -> Any:
@@ -928,11 +935,8 @@ def _postgresql_rows(batch: pa.Table) -> Iterator[tuple[Any, ...]]:
     """The batch's rows as COPY takes them: text and JSONB without NUL (see _without_nul)."""
     columns = [batch.column(name).to_pylist() for name in LOG_COLUMNS]
     for task_id, seq, timestamp, level, source, message, metadata in zip(*columns):
-        if "\x00" in message or "\x00" in source:
-            message, source = message.replace("\x00", "\ufffd"), source.replace("\x00", "\ufffd")
-        if metadata is not None and "\\u0000" in metadata:
-            metadata = json.dumps(_strings_without_nul(json.loads(metadata)), ensure_ascii=False, separators=(",", ":"))
-        yield task_id, seq, timestamp, level, source, message, metadata
+        yield (task_id, seq, timestamp, level, _text_without_nul(source), _text_without_nul(message),
+               None if metadata is None else _json_without_nul(metadata))
 
 
 def _quiet_duckdb_connection(dbapi_connection: Any, _record: Any) -> None:
