@@ -182,7 +182,8 @@ class Engine:
         self._row_lock = threading.Lock()  # a task's rows reach the buffer in the order they were taken
         self.buffer.flush()  # connect now if the database answers: settings, INTERRUPTED marks
         self.buffer.start()
-        threading.Thread(target=self._maintain, name="nbtasklog-maintenance", daemon=True).start()
+        self._maintenance = threading.Thread(target=self._maintain, name="nbtasklog-maintenance", daemon=True)
+        self._maintenance.start()
         at_exit.register(self, handle_signals)
 
     # ---- start-up ---------------------------------------------------------------------------
@@ -679,6 +680,9 @@ class Engine:
             return
         self._closed = True
         self._maintenance_stop.set()
+        # Its heartbeat may be in the database: a connection left open after close() keeps the file
+        # from another process and from this one's next open with other options.
+        self._maintenance.join(timeout)
         self.runner.close(timeout)
         self.buffer.stop(timeout)
         self.store.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import gc
 import json
 import math
 import os
@@ -151,6 +152,10 @@ class Store:
         with self._open_lock:
             self._closed = True
         self.reset()
+        if self.is_duckdb:
+            # A failed write can leave its driver connection in a reference cycle (an exception's frames);
+            # DuckDB keeps the file open until that connection is freed, and refuses other opens meanwhile.
+            gc.collect()
 
     # ---- writes -----------------------------------------------------------------------------
     def write(
