@@ -269,22 +269,25 @@ async def _drain(conn: Any, on_message: Any) -> None:
 
 
 # ---- 2. live latency -----------------------------------------------------------------------------
-async def _live(server: Server, rate: float, seconds: float) -> list[float]:
-    n = int(rate * seconds)
-    task_id = server.start_task("bench_live_latency", {"rate": rate, "n": n, "subscribers": 1})
-    conn = await _connect(server, task_id, {})
-    latencies: list[float] = []
-
+def tick_latencies(into: list[float]) -> Any:
+    """An on_message for _drain that adds, for each tick record, ms from its emitted_ns to the message's arrival."""
     def on_message(message: str, arrival: int) -> None:
         data = json.loads(message)
         if data.get("type") == "records":
             for record in data["records"]:
                 sent = (record.get("metadata") or {}).get("emitted_ns")
                 if sent is not None:
-                    latencies.append((arrival - sent) / 1e6)
+                    into.append((arrival - sent) / 1e6)
+    return on_message
 
+
+async def _live(server: Server, rate: float, seconds: float) -> list[float]:
+    n = int(rate * seconds)
+    task_id = server.start_task("bench_live_latency", {"rate": rate, "n": n, "subscribers": 1})
+    conn = await _connect(server, task_id, {})
+    latencies: list[float] = []
     try:
-        await asyncio.wait_for(_drain(conn, on_message), timeout=seconds + 120)
+        await asyncio.wait_for(_drain(conn, tick_latencies(latencies)), timeout=seconds + 120)
     finally:
         conn.close()
     server.wait_task(task_id)

@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE / "viewer"))  # bench_viewer lives beside the page i
 
 from common import Row, fmt, table  # noqa: E402
 
-MODULES = ["bench_logger", "bench_redact", "bench_end_to_end", "bench_overhead", "bench_retrieval", "bench_memory", "bench_server", "bench_viewer"]
+MODULES = ["bench_logger", "bench_redact", "bench_end_to_end", "bench_overhead", "bench_retrieval", "bench_memory", "bench_server", "bench_viewer", "bench_team"]
 
 
 def _child(module: str, quick: bool, out: str) -> None:

@@ -13,6 +13,8 @@ import nbtasklog
 from nbtasklog import belief
 from nbtasklog.plugins import Registry
 
+pytest_plugins = ["servers"]  # make_server: real `jupyter server` subprocesses (tests/servers.py)
+
 TIMEOUT = 15.0  # bound for every wait on a task; none should come near it
 
 

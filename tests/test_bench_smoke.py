@@ -22,6 +22,7 @@ EXPECTED = {
     "4. retrieval": 5,
     "5. memory": 2,
     "6. viewer": 4,  # one size (10,000 records) in --quick
+    "9. ": 4,  # a store for teams: ingest on PostgreSQL, one and two processes; live latency across servers
 }
 NUMBER = re.compile(r"\d")
 

@@ -551,3 +551,47 @@ def test_an_unreadable_or_vanished_spill_file_is_reported_and_the_rest_is_writte
     engine.close()
     assert seqs_of(db, "t1") == list(range(1, 11)) and seqs_of(db, "t3") == [1, 2, 3] and seqs_of(db, "t2") == []
     assert broken.exists()  # kept for whoever wants to look at it
+
+
+class _CheckingStore(Store):
+    """A real DuckDB store that, after each write commits, checks what any other reader would now read:
+    a task the store says ended holds every record its row counts."""
+
+    def __init__(self, url) -> None:
+        super().__init__(url)
+        self.broken: list[tuple[str, int, int]] = []
+        self.writes = 0
+
+    def write(self, *args, **kwargs):
+        refused = super().write(*args, **kwargs)
+        self.writes += 1
+        with self.engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "select t.id, t.record_count, (select count(*) from task_logs l where l.task_id = t.id) "
+                "from tasks t where t.status not in ('PENDING', 'RUNNING')").all()
+        self.broken += [(task_id, count, stored) for task_id, count, stored in rows if stored != count]
+        return refused
+
+
+def test_a_tasks_final_row_is_never_written_before_its_last_records(tmp_path):
+    """A task ends with more records waiting than one batch holds: its final row is committed with its last
+    batch, not the first (a process reading the store would take it as ended with a part of its log)."""
+    import nbtasklog
+
+    store = _CheckingStore(tmp_path / "logs.duckdb")
+    engine = nbtasklog.Engine(store=store, flush_interval=3600, flush_size=10_000_000, handle_signals=False)
+    try:
+        def burst(params, context):
+            info = context.logger.info
+            for i in range(300_000):  # more than two batches (BATCH_ROWS)
+                info("record %d", i)
+
+        task = engine.run_task(burst)
+        task.wait(60)
+        assert engine.flush()
+        assert store.writes >= 3
+        assert store.broken == []
+        assert engine.task(task.id).info()["status"] == "SUCCESS"
+        assert len(engine.logs(task.id)) == 300_002
+    finally:
+        engine.close()

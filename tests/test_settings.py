@@ -174,16 +174,21 @@ def test_a_failed_update_calls_no_listener(engine):
 
 
 def test_manager_load_ignores_bad_rows_and_keeps_newer_local_changes(caplog):
-    """load() applies stored values, ignores unknown keys, warns on bad values, and never undoes a change made here."""
+    """load() applies stored values, ignores unknown keys, warns on bad values, and never undoes a change made
+    here that is not stored yet; once it is, a later value stored by another process applies."""
     written: list[dict[str, str]] = []
     manager = SettingsManager(persist=written.append)
     manager.load({"task_log_level": "DEBUG", "unrelated": "x"})
     assert manager.current.task_log_level is Level.DEBUG
     manager.update(task_log_level="ERROR")
     assert written == [{"task_log_level": "ERROR"}]
-    manager.load({"task_log_level": "DEBUG", "belief_scope_enabled": "false"})  # stale for task_log_level
+    unstored = {"task_log_level"}
+    manager.load({"task_log_level": "DEBUG", "belief_scope_enabled": "false"}, lambda: unstored)  # stale
     assert manager.current.task_log_level is Level.ERROR
     assert manager.current.belief_scope_enabled is False
+    unstored.clear()  # ERROR was written; then another process stored WARNING
+    manager.load({"task_log_level": "WARNING"}, lambda: unstored)
+    assert manager.current.task_log_level is Level.WARNING
     with caplog.at_level(logging.WARNING, logger="nbtasklog"):
         manager.load({"log_level": "shouting"})
     assert manager.current.log_level is Level.INFO

@@ -6,8 +6,11 @@ back. Every record is stored once."""
 
 from __future__ import annotations
 
+import json
 import signal
+import threading
 import time
+from typing import Any
 
 import pytest
 from procs import poll, read_db, spawn
@@ -103,3 +106,51 @@ def test_an_owner_whose_task_was_taken_stops_it_and_never_puts_it_back(shared):
     assert result["status"] == "CANCELLED"
     assert _status(url, task_id) == "INTERRUPTED"
     _stored_once(url, task_id)
+
+
+def test_the_cli_on_the_shared_store_leaves_a_running_task_alone_and_its_delete_reaches_the_owner(shared):
+    """`nbtasklog --db postgresql://… tasks` and `delete` (no server found) while A runs a task: the CLI's
+    engine marks nothing INTERRUPTED, refuses to delete the running task, and once it ended deletes it
+    with every record; A, still open, forgets it (no ghost in its list)."""
+    import subprocess
+    import sys
+
+    from nbtasklog.errors import UnknownTaskError
+
+    url, spill = shared
+    cli = [sys.executable, "-m", "nbtasklog.cli", "--db", url]
+    a = nbtasklog.Engine(url, spill_dir=spill / "a", lease=LEASE, flush_interval=0.05, handle_signals=False)
+    try:
+        stop = threading.Event()
+        task = a.run_task(_until(stop))
+        poll(lambda: read_db(url, "select count(*) from task_logs where task_id = ?", [task.id])[0][0] > 100,
+             30, "A's first records in the database")
+        listed = subprocess.run([*cli, "tasks", "--format", "jsonl"], capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert {"id": task.id, "status": "RUNNING"}.items() <= next(
+            json.loads(line) for line in listed.stdout.splitlines() if task.id in line).items()
+        refused = subprocess.run([*cli, "delete", task.id], capture_output=True, text=True, timeout=60)
+        assert refused.returncode != 0 and "RUNNING" in refused.stderr, refused
+        time.sleep(2 * LEASE)  # past a lease: A's heartbeat kept it
+        assert _status(url, task.id) == "RUNNING"
+        stop.set()
+        assert task.wait(30) == "SUCCESS"
+        a.flush()
+        deleted = subprocess.run([*cli, "delete", task.id], capture_output=True, text=True, timeout=60)
+        assert deleted.returncode == 0, deleted.stderr
+        poll(lambda: task.id not in [t.id for t in a.tasks()], 30, "A to forget the deleted task")
+        with pytest.raises(UnknownTaskError):
+            a.task_info(task.id)
+        assert read_db(url, "select count(*) from task_logs where task_id = ?", [task.id])[0][0] == 0
+    finally:
+        a.close()
+
+
+def _until(stop: threading.Event):
+    def plugin(params: dict[str, Any], context: Any) -> None:
+        n = 0
+        while not stop.wait(0.002):
+            n += 1
+            context.logger.info("record %d", n)
+
+    return plugin

@@ -19,10 +19,14 @@ from .remote import RemoteStore, ServerError
 from .runner import utcnow
 from .statuses import ACTIVE
 from .store.buffer import Health
+from .store.events import StoreListener
 from .store.store import Store
 from .task import wait_until
 
 LEASE = 60.0  # seconds an ingested task may stay silent before it is marked INTERRUPTED
+# Seconds an owner writes a task's records sooner after hearing that another process follows it live;
+# the follower says so every second.
+WATCHED = 3.0
 
 
 class EngineSide(Protocol):
@@ -42,6 +46,11 @@ class EngineSide(Protocol):
     def delete_tasks(self, task_ids: list[str]) -> None: ...
     def notify(self, row: dict[str, Any]) -> None: ...
     def lost_tasks(self, task_ids: list[str]) -> None: ...
+    def deleted_elsewhere(self, task_ids: list[str]) -> None: ...
+    def load_settings(self, stored: dict[str, str]) -> None: ...
+    def owns(self, task_id: str) -> bool: ...
+    def followed_elsewhere(self) -> list[str]: ...
+    def store_has_records(self, task_id: str) -> None: ...
 
 
 class Watch(Protocol):
@@ -56,7 +65,6 @@ class Control(Protocol):
     """What differs between an engine that owns its database and one in a kernel or the CLI whose
     database a Jupyter server owns."""
 
-    tracks_local_settings: bool  # settings changed by this process are this process's to persist
     owner: str | None  # the owner this process writes its task rows as (None: a server owns them)
 
     def persist_settings(self, values: dict[str, str]) -> None: ...
@@ -73,17 +81,18 @@ class Control(Protocol):
     def health(self, own: Health) -> Health: ...
     def settings_writable(self) -> bool: ...
     def where(self) -> str: ...
+    def close(self) -> None: ...
 
 
 class LocalControl:
     """This process owns the database: tasks run here or ran in a process that is gone."""
 
-    tracks_local_settings = True
-
     def __init__(self, engine: EngineSide, store: Store) -> None:
         self.engine = engine
         self.store = store
         self.owner = engine.instance_id
+        store.origin = engine.instance_id  # what this process changes is told to the others as this instance
+        self.listener: StoreListener | None = None
         self._next_beat = 0.0
         self.instance = {"id": engine.instance_id, "kind": engine.instance_kind, "host": socket.gethostname()[:255],
                          "pid": os.getpid(), "started_at": utcnow()}
@@ -100,7 +109,47 @@ class LocalControl:
         ids = self.store.recover(self.instance, self.engine.lease, buffer.home.dead_owners,
                                  spilled_last_seqs, spilled_rows, ended)
         buffer.home.forget_dead_owners()
+        if self.listener is None:
+            self.listener = self.store.listen(self._heard, self._missed)
         return ids
+
+    def _heard(self, event: dict[str, Any]) -> None:
+        """What another process changed in the store (store/events.py), applied here."""
+        engine = self.engine
+        for task_id in event.get("l", ()):
+            engine.store_has_records(task_id)
+        for task_id in event.get("t", ()):
+            row = self.store.get_task(task_id)
+            state = engine.runner.get(task_id)
+            if row is None or state is None:
+                if row is not None:
+                    engine.notify(row)
+            elif state.status in ACTIVE and row["status"] not in ACTIVE:
+                engine.lost_tasks([task_id])  # marked INTERRUPTED by another process while it runs here
+        if event.get("d"):
+            engine.deleted_elsewhere(event["d"])
+        if event.get("s"):
+            engine.load_settings(self.store.load_settings())
+        for task_id in event.get("c", ()):
+            self._cancel_asked(task_id)
+        if any(engine.owns(task_id) for task_id in event.get("w", ())):
+            engine.buffer.hurry(WATCHED)
+
+    def _missed(self) -> None:
+        """Events may have been missed (the listener connected again): read again what they would have said."""
+        engine = self.engine
+        engine.load_settings(self.store.load_settings())
+        for task_id in engine.followed_elsewhere():
+            engine.store_has_records(task_id)
+
+    def _cancel_asked(self, task_id: str) -> None:
+        state = self.engine.runner.get(task_id)
+        if state is not None and state.status in ACTIVE:
+            self.engine.runner.cancel(state)
+
+    def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
 
 
     def plugins(self) -> list[dict[str, Any]]:
@@ -113,7 +162,12 @@ class LocalControl:
         wait_until(lambda: self.engine.is_finished(task_id), timeout, f"task {task_id}")
 
     def cancel(self, task_id: str) -> bool:
-        raise TaskActiveError(f"task {task_id} runs in another process; cancel it there")
+        """A task another process runs on a shared store: its owner is asked (and stops it within a beat of
+        its heartbeat, at once when it hears the request). A kernel's task, which this process only
+        ingests, is cancelled in that kernel."""
+        if not self.store.shared or self.engine.owns(task_id):
+            raise TaskActiveError(f"task {task_id} runs in another process; cancel it there")
+        return self.store.request_cancel(task_id)
 
     def cleanup(self, older_than: timedelta) -> list[str]:
         engine = self.engine
@@ -126,12 +180,18 @@ class LocalControl:
         return ids
 
     def maintain(self, now: float) -> None:
-        """Four times a lease: renew this process's lease on its tasks, and mark INTERRUPTED the tasks of
-        any process on the store whose lease ran out (any live process does it: no one waits for a start)."""
-        if now < self._next_beat or not self.engine.buffer.connected:
-            return
-        self._next_beat = now + max(1.0, self.engine.lease / 4)
+        """Every second: tell the owners of the tasks followed live here. Four times a lease: renew this
+        process's lease on its tasks, cancel those another process asked it to, and mark INTERRUPTED the
+        tasks of any process on the store whose lease ran out (any live process does it: no one waits
+        for a start)."""
         engine = self.engine
+        if not engine.buffer.connected:
+            return
+        if self.listener is not None:
+            self.store.announce_watch(engine.followed_elsewhere())
+        if now < self._next_beat:
+            return
+        self._next_beat = now + max(1.0, engine.lease / 4)
         # A RUNNING task's row was queued when it was made; once written, the heartbeat renews it while
         # it is this process's. One neither waiting to be written nor renewed was taken from it.
         running = [state.id for state in engine.runner.active() if state.status == "RUNNING"]
@@ -140,6 +200,8 @@ class LocalControl:
         lost = [task_id for task_id in running if task_id not in unwritten and task_id not in renewed]
         if lost:
             engine.lost_tasks(lost)
+        for task_id in [task_id for task_id, asked in renewed.items() if asked]:
+            self._cancel_asked(task_id)
         for task_id in self.store.recover(self.instance, self.engine.lease):
             row = self.store.get_task(task_id)
             if row is not None:
@@ -178,7 +240,6 @@ class ServerControl:
     """A Jupyter server owns the database (this is a kernel it started, or the CLI): registered plugins
     run there, its task-list and log WebSockets say what happens, its settings are the settings."""
 
-    tracks_local_settings = False
     owner = None  # the server owns what this process sends it
 
     def __init__(self, engine: EngineSide, store: RemoteStore) -> None:
@@ -256,7 +317,7 @@ class ServerControl:
         """Follow the server's settings; renew the leases of the tasks this process runs (the server
         marks one silent for a minute INTERRUPTED)."""
         engine = self.engine
-        engine.settings_manager.load(self.server.load_settings())
+        engine.load_settings(self.server.load_settings())
         if now >= self._next_lease:
             self._next_lease = now + LEASE / 4
             for state in engine.runner.active():
@@ -302,3 +363,6 @@ class ServerControl:
 
     def where(self) -> str:
         return "the Jupyter server at " + self.server.connection.url.rstrip("/")
+
+    def close(self) -> None:
+        pass  # its sockets are the engine's readers', each closed by its reader

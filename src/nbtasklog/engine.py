@@ -153,10 +153,7 @@ class Engine:
             self.control = LocalControl(self, store)
         else:
             raise TypeError(f"store must be a Store or a RemoteStore, not {type(store).__name__}")
-        self.settings_manager = SettingsManager(
-            persist=self.control.persist_settings,
-            track_local_changes=self.control.tracks_local_settings,
-        )
+        self.settings_manager = SettingsManager(persist=self.control.persist_settings)
         self.buffer = WriteBuffer(
             self.store,
             Path(spill_dir) if spill_dir else _spill_dir_for(self.store.url),
@@ -191,7 +188,11 @@ class Engine:
         interrupted = self.control.on_connect()
         if interrupted:
             log.warning("nbtasklog: %d task(s) were running when their process ended; marked INTERRUPTED", len(interrupted))
-        self.settings_manager.load(self.store.load_settings())
+        self.load_settings(self.store.load_settings())
+
+    def load_settings(self, stored: dict[str, str]) -> None:
+        """Apply settings as the database (or the server) has them, but those changed here and not yet written."""
+        self.settings_manager.load(stored, self.buffer.unwritten_settings)
 
     def _apply_settings(self, settings: Settings) -> None:
         belief.app_enabled = settings.belief_scope_enabled
@@ -505,6 +506,17 @@ class Engine:
         for task_id in task_ids:
             self.notify({"id": task_id, "deleted": True})
 
+    def deleted_elsewhere(self, task_ids: list[str]) -> None:
+        """Another process deleted these tasks from the store: this one forgets them too (a task running
+        here is stopped: deleted, it is no longer this process's)."""
+        for task_id in task_ids:
+            state = self.runner.get(task_id)
+            if state is not None and state.status in ACTIVE:
+                self.lost_tasks([task_id])
+            else:
+                self.runner.forget(task_id)
+            self.notify({"id": task_id, "deleted": True})
+
     def cleanup(self, older_than: timedelta | str) -> list[str]:
         """Delete finished tasks (and their logs) that ended more than `older_than` ago; returns their ids."""
         ids = self.control.cleanup(parse_duration(older_than))
@@ -619,6 +631,19 @@ class Engine:
     def unsubscribe(self, task_id: str, subscription: Subscription) -> None:
         self._live.remove(task_id, subscription)
 
+    def owns(self, task_id: str) -> bool:
+        """This process makes the task's records: it runs the task, or ingests what a kernel running it sends."""
+        return self.runner.get(task_id) is not None or task_id in self._leases
+
+    def followed_elsewhere(self) -> list[str]:
+        """Tasks read live here whose records another process makes (they reach this one by the store)."""
+        return [task_id for task_id in self._live.task_ids() if not self.owns(task_id)]
+
+    def store_has_records(self, task_id: str) -> None:
+        """Another process stored records of this task: its live readers here read the store now."""
+        for subscription in self._live.get(task_id):
+            subscription.wake()
+
     def is_finished(self, task_id: str) -> bool:
         state = self.runner.get(task_id)
         return state.done.is_set() if state is not None else self.task_info(task_id)["status"] not in ACTIVE
@@ -683,6 +708,7 @@ class Engine:
         # Its heartbeat may be in the database: a connection left open after close() keeps the file
         # from another process and from this one's next open with other options.
         self._maintenance.join(timeout)
+        self.control.close()
         self.runner.close(timeout)
         self.buffer.stop(timeout)
         self.store.close()

@@ -157,6 +157,10 @@ class LiveReaders:
     def get(self, task_id: str, default: tuple[Subscription, ...] = ()) -> tuple[Subscription, ...]:
         return self._readers.get(task_id, default)
 
+    def task_ids(self) -> list[str]:
+        """The tasks someone reads live."""
+        return list(self._readers)
+
     def attach(self, task_id: str, emitter: Any) -> None:
         """A task starts in this process: its emitter offers each record to the task's subscriptions."""
         with self._lock:

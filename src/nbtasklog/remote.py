@@ -194,6 +194,7 @@ class RemoteStore:
     """The Store interface over a server's REST API (see store/store.py for what each method means)."""
 
     gil_bound_writes = False  # its writes are HTTP requests, which let the GIL go while they wait
+    shared = False  # the server alone writes its store; the kernel's own rows reach it by its flushes
 
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection

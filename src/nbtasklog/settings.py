@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -60,36 +61,35 @@ def parse_settings(current: Settings, changes: Mapping[str, object]) -> Settings
 class SettingsManager:
     """Holds the current Settings; `update` checks, applies at once, tells listeners, and queues the write."""
 
-    def __init__(self, persist: Callable[[dict[str, str]], None], track_local_changes: bool = True) -> None:
+    def __init__(self, persist: Callable[[dict[str, str]], None]) -> None:
         self._current = Settings()
         self._persist = persist
         self._listeners: list[Callable[[Settings], None]] = []
         self._lock = threading.Lock()
-        # Changed in this process but maybe not stored yet: newer than what load() reads. Not
-        # needed when persist writes through at once (a remote server).
-        self._track_local = track_local_changes
-        self._changed_here: set[str] = set()
 
     @property
     def current(self) -> Settings:
         return self._current
 
-    def load(self, stored: Mapping[str, str]) -> None:
-        """Apply what the database holds (called once the database answers); bad rows are ignored."""
-        known = {k: v for k, v in stored.items() if k in SETTING_NAMES and k not in self._changed_here}
-        try:
-            new = parse_settings(self._current, known)
+    def load(self, stored: Mapping[str, str], pending: Callable[[], AbstractSet[str]] = frozenset) -> None:
+        """Apply what the database holds (once it answers, and whenever another process changed it); bad
+        rows are ignored. `pending()`: the settings changed here and not yet stored, newer than `stored`
+        (asked under the lock that update() holds, so a change made meanwhile is among them)."""
+        with self._lock:
+            waiting = pending()
+            known = {k: v for k, v in stored.items() if k in SETTING_NAMES and k not in waiting}
+            try:
+                new = parse_settings(self._current, known)
+            except ValueError as error:
+                log.warning("nbtasklog: ignoring stored settings: %s", error)
+                return
             if new != self._current:
                 self._apply(new)
-        except ValueError as error:
-            log.warning("nbtasklog: ignoring stored settings: %s", error)
 
     def update(self, **changes: object) -> Settings:
         with self._lock:
             new = parse_settings(self._current, changes)
             self._persist({k: v for k, v in new.to_strings().items() if k in changes})
-            if self._track_local:
-                self._changed_here.update(changes)
             self._apply(new)
         return new
 

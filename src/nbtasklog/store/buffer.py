@@ -48,6 +48,7 @@ ROW_GROUP = 122_880
 BATCH_ROWS = ROW_GROUP  # largest batch written in one transaction (and one spill file)
 MAX_BACKOFF = 30.0
 WATCH = 0.05  # seconds between looks at the queue length
+HURRIED_INTERVAL = 0.1  # seconds between flushes while another process follows a task live (hurry)
 DATABASE, SPILL, LOST = "database", "spill", "lost"  # the kinds of error health() reports
 # DuckDB's Python client takes the GIL between the steps of a query (to check for Ctrl-C). With a
 # task's thread busy logging, each take waited out CPython's 5 ms switch interval: a batch's write
@@ -184,6 +185,7 @@ class WriteBuffer:
         self._thread: threading.Thread | None = None
         self._last_stamp = 0  # of the newest batch name; see _next_name
         self._delay = flush_interval
+        self._hurried_until = 0.0  # monotonic: flushes come every HURRIED_INTERVAL until then (hurry)
         # What health() reports, by kind: DATABASE (the way there; cleared once everything is
         # written), SPILL (spilling failed; cleared when a spill works again or nothing waits),
         # LOST (spill files that could not be replayed; kept for the life of the process).
@@ -212,6 +214,8 @@ class WriteBuffer:
             self._tasks[row["id"]] = dict(row)
             if mode is not None and self._row_modes.get(row["id"]) != "claim":
                 self._row_modes[row["id"]] = mode
+        if self.store.shared and (mode == "new" or row.get("status") not in ACTIVE):
+            self._wake.set()  # a task's start and end are written at once: other processes list tasks too
 
     @property
     def connected(self) -> bool:
@@ -223,6 +227,19 @@ class WriteBuffer:
             self._settings.update(values)
         self._wake.set()
 
+    def unwritten_settings(self) -> set[str]:
+        """The settings queued but not yet in the database: what the database says of them is older."""
+        with self._lock:
+            return set(self._settings)
+
+    def hurry(self, seconds: float) -> None:
+        """Flush every HURRIED_INTERVAL for the next `seconds` (someone elsewhere follows a task live), unless
+        the store is failing: its retry backoff stands."""
+        now = time.monotonic()
+        if now >= self._hurried_until:
+            self._wake.set()  # a wait of a whole flush_interval under way ends now
+        self._hurried_until = now + seconds
+
     # ---- the flusher --------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
@@ -233,7 +250,9 @@ class WriteBuffer:
         while not self._stopping:
             try:
                 # Wake every WATCH s to see whether flush_size records are waiting, else after the delay.
-                deadline = time.monotonic() + self._delay
+                now = time.monotonic()
+                hurried = now < self._hurried_until and self._delay <= self.flush_interval
+                deadline = now + (min(self._delay, HURRIED_INTERVAL) if hurried else self._delay)
                 full = False
                 while not self._stopping:
                     if len(self._records) >= self.flush_size:
@@ -266,13 +285,18 @@ class WriteBuffer:
                 return False
 
     def _write_waiting(self, whole_batches: bool) -> bool:
-        self._drain(whole_batches)
+        with self._lock:
+            settled = dict(self._tasks)  # put before the drain: every record of their tasks is drained below
+        if self._drain(whole_batches):
+            settled = {}  # a rest stays queued: it may hold the last records of any task
         while True:
             with self._lock:
                 tasks = dict(self._tasks)
                 modes = {task_id: self._row_modes[task_id] for task_id in tasks if task_id in self._row_modes}
                 settings = dict(self._settings)
                 batch = self._batches[0] if self._batches else None
+                later = len(self._batches) > 1
+            written = _final_rows_last(tasks, settled, modes, later)
             try:
                 # Connect even with nothing to write: a new process must mark the tasks its
                 # dead predecessor left RUNNING as INTERRUPTED before anyone reads them.
@@ -284,7 +308,13 @@ class WriteBuffer:
             except Exception as error:
                 self._failed(error)
                 return False
-            if not tasks and not settings and batch is None:
+            if batch is None and len(written) < len(tasks) and not whole_batches:
+                # Final rows put after the drain: their tasks' last records are queued by now.
+                with self._lock:
+                    settled = dict(self._tasks)
+                self._drain()
+                continue
+            if not written and not settings and batch is None:
                 self._delay = self.flush_interval
                 self._errors.pop(SPILL, None)  # nothing waits any more, in memory or on disk
                 return True
@@ -297,7 +327,7 @@ class WriteBuffer:
                     continue
             try:
                 with _write_turns if self.store.gil_bound_writes else nullcontext():
-                    refused = self.store.write(tasks.values(), table, settings, row_modes=modes,
+                    refused = self.store.write(written.values(), table, settings, row_modes=modes,
                                                only_new=batch is not None and batch.maybe_written)
             except Exception as error:  # any failure: keep everything, retry later
                 if batch is not None:
@@ -305,7 +335,7 @@ class WriteBuffer:
                 self._failed(error)
                 return False
             with self._lock:
-                for task_id, row in tasks.items():
+                for task_id, row in written.items():
                     self._row_modes.pop(task_id, None)
                     if self._tasks.get(task_id) == row:
                         del self._tasks[task_id]
@@ -365,17 +395,19 @@ class WriteBuffer:
             text = f"{self._lost_files} spill files not replayed, the last: {text}"
         self._report(LOST, text)
 
-    def _drain(self, whole_batches: bool = False) -> None:
-        """Move the records queued now into Arrow batches, spilling to disk past the memory cap.
+    def _drain(self, whole_batches: bool = False) -> int:
+        """Move the records queued now into Arrow batches, spilling to disk past the memory cap; returns
+        how many of them it left queued (the rest short of a whole batch, with `whole_batches`).
 
         Only those queued when it starts: chasing the records a running task adds meanwhile made a
         tail of small batches, each its own transaction (14 of the 21 writes of a 10^6-record task).
         """
         records = self._records
         popleft = records.popleft
-        waiting = len(records)
+        waiting = rest = len(records)
         if whole_batches:  # a flush for size: full batches only, the rest joins the next one
             waiting -= waiting % max(1, min(self.flush_size, BATCH_ROWS))
+        rest -= waiting
         with self._lock:
             in_memory = sum(b.rows for b in self._batches if b.table is not None)
         if waiting and in_memory + waiting > self.memory_cap:
@@ -393,6 +425,7 @@ class WriteBuffer:
                 batch = self._spill(batch)
             with self._lock:
                 self._batches.append(batch)
+        return rest
 
     def _next_name(self) -> str:
         # A stamp past the newest batch's, even if the clock went back, and past every spill file
@@ -608,6 +641,22 @@ class WriteBuffer:
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".splitlines()[0][:500]
+
+
+def _final_rows_last(tasks: dict[str, dict[str, Any]], settled: dict[str, dict[str, Any]],
+                     modes: dict[str, str], later: bool) -> dict[str, dict[str, Any]]:
+    """The task rows to write with the batch at hand. A task's final row goes with its last records, never
+    before them (a reader elsewhere that sees the task ended reads its whole log then): only once it
+    was put before the drain (`settled`) and no later batch waits. Until then a task's first row is
+    written as still under way (its records need their row), and a later one waits."""
+    rows = {}
+    for task_id, row in tasks.items():
+        if row.get("status") in ACTIVE or (not later and settled.get(task_id) == row):
+            rows[task_id] = row
+        elif task_id in modes:
+            rows[task_id] = dict(row, status="RUNNING" if row.get("started_at") else "PENDING",
+                                 finished_at=None, error=None)
+    return rows
 
 
 def _read_arrow_file(path: Path) -> pa.Table:

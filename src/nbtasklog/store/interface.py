@@ -18,6 +18,7 @@ from ..record import LogRecord
 class LogStore(Protocol):
     url: URL  # where the records live (for people and for the spill directory's name)
     gil_bound_writes: bool  # the client takes the GIL between a write's steps: write in short GIL turns
+    shared: bool  # other processes write and read it at the same time (PostgreSQL): they list tasks too
 
     def write(self, task_rows: Iterable[Mapping[str, Any]] = (), batch: pa.Table | None = None,
               settings: Mapping[str, str] | None = None, *, only_new: bool = False,

@@ -68,6 +68,7 @@ tasks = Table(
     Column("record_count", BigInteger),
     Column("owner", String(64)),  # the instance running it (instances.id) while it is active
     Column("heartbeat_at", DateTime(timezone=True)),  # its owner's last sign of life, by the database's clock
+    Column("cancel_requested_at", DateTime(timezone=True)),  # another process asked its owner to cancel it
 )
 
 task_logs = Table(
