@@ -441,8 +441,9 @@ def scenario_owner(db: str, spill_root: str, lease: str, buffer_cap: str) -> Non
 
     threading.Thread(target=told, daemon=True).start()
     status = task.wait(CHILD_TIMEOUT)  # told to stop, or stopped by the engine
+    record_count = task.info()["record_count"]
     engine.close()
-    report("result", status=status, record_count=task.info()["record_count"])
+    report("result", status=status, record_count=record_count)
 
 
 def scenario_hold(db: str) -> None:

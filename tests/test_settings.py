@@ -178,18 +178,18 @@ def test_manager_load_ignores_bad_rows_and_keeps_newer_local_changes(caplog):
     here that is not stored yet; once it is, a later value stored by another process applies."""
     written: list[dict[str, str]] = []
     manager = SettingsManager(persist=written.append)
-    manager.load({"task_log_level": "DEBUG", "unrelated": "x"})
+    manager.load(lambda: {"task_log_level": "DEBUG", "unrelated": "x"})
     assert manager.current.task_log_level is Level.DEBUG
     manager.update(task_log_level="ERROR")
     assert written == [{"task_log_level": "ERROR"}]
     unstored = {"task_log_level"}
-    manager.load({"task_log_level": "DEBUG", "belief_scope_enabled": "false"}, lambda: unstored)  # stale
+    manager.load(lambda: {"task_log_level": "DEBUG", "belief_scope_enabled": "false"}, lambda: unstored)  # stale
     assert manager.current.task_log_level is Level.ERROR
     assert manager.current.belief_scope_enabled is False
     unstored.clear()  # ERROR was written; then another process stored WARNING
-    manager.load({"task_log_level": "WARNING"}, lambda: unstored)
+    manager.load(lambda: {"task_log_level": "WARNING"}, lambda: unstored)
     assert manager.current.task_log_level is Level.WARNING
     with caplog.at_level(logging.WARNING, logger="nbtasklog"):
-        manager.load({"log_level": "shouting"})
+        manager.load(lambda: {"log_level": "shouting"})
     assert manager.current.log_level is Level.INFO
     assert "ignoring stored settings" in caplog.text

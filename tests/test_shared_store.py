@@ -85,8 +85,8 @@ def test_a_killed_owners_task_is_interrupted_by_a_live_process_within_a_lease(sh
 
 def test_an_owner_whose_task_was_taken_stops_it_and_never_puts_it_back(shared):
     """Another process marks A's running task INTERRUPTED (as when A's lease ran out): A's heartbeat finds
-    the task gone from it, A stops the task, and its later rows (the end) are refused: the store keeps
-    INTERRUPTED, and the records A wrote, each once."""
+    the task gone from it, A stops the task and sends no later row (its end): the store keeps INTERRUPTED,
+    A's own handle then says so too, and the records A wrote stay, each once."""
     url, spill = shared
     a = spawn("owner", url, spill, LEASE, 500_000, stdin=True)
     b = None
@@ -103,7 +103,7 @@ def test_an_owner_whose_task_was_taken_stops_it_and_never_puts_it_back(shared):
         a.stop()
         if b is not None:
             b.close()
-    assert result["status"] == "CANCELLED"
+    assert result["status"] == "INTERRUPTED"  # the owner's own handle says what the store and every process say
     assert _status(url, task_id) == "INTERRUPTED"
     _stored_once(url, task_id)
 

@@ -7,7 +7,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -47,8 +47,9 @@ class EngineSide(Protocol):
     def notify(self, row: dict[str, Any]) -> None: ...
     def lost_tasks(self, task_ids: list[str]) -> None: ...
     def deleted_elsewhere(self, task_ids: list[str]) -> None: ...
-    def load_settings(self, stored: dict[str, str]) -> None: ...
+    def load_settings(self, read: Callable[[], Mapping[str, str]]) -> None: ...
     def owns(self, task_id: str) -> bool: ...
+    def makes_records_of(self, task_id: str) -> bool: ...
     def followed_elsewhere(self) -> list[str]: ...
     def store_has_records(self, task_id: str) -> None: ...
 
@@ -93,6 +94,8 @@ class LocalControl:
         self.owner = engine.instance_id
         store.origin = engine.instance_id  # what this process changes is told to the others as this instance
         self.listener: StoreListener | None = None
+        self._listening = threading.Lock()  # on_connect (the flusher) and close() decide about the listener
+        self._closed = False
         self._next_beat = 0.0
         self.instance = {"id": engine.instance_id, "kind": engine.instance_kind, "host": socket.gethostname()[:255],
                          "pid": os.getpid(), "started_at": utcnow()}
@@ -109,8 +112,9 @@ class LocalControl:
         ids = self.store.recover(self.instance, self.engine.lease, buffer.home.dead_owners,
                                  spilled_last_seqs, spilled_rows, ended)
         buffer.home.forget_dead_owners()
-        if self.listener is None:
-            self.listener = self.store.listen(self._heard, self._missed)
+        with self._listening:
+            if self.listener is None and not self._closed:  # the first connect may be close()'s last flush
+                self.listener = self.store.listen(self._heard, self._missed)
         return ids
 
     def _heard(self, event: dict[str, Any]) -> None:
@@ -129,18 +133,27 @@ class LocalControl:
         if event.get("d"):
             engine.deleted_elsewhere(event["d"])
         if event.get("s"):
-            engine.load_settings(self.store.load_settings())
+            engine.load_settings(self.store.load_settings)
         for task_id in event.get("c", ()):
             self._cancel_asked(task_id)
-        if any(engine.owns(task_id) for task_id in event.get("w", ())):
+        if any(engine.makes_records_of(task_id) for task_id in event.get("w", ())):
             engine.buffer.hurry(WATCHED)
 
     def _missed(self) -> None:
-        """Events may have been missed (the listener connected again): read again what they would have said."""
+        """Events may have been missed (the listener connected again): read again what they would have said:
+        the settings, the records of the tasks followed here, and which of the tasks this process holds
+        were deleted meanwhile."""
         engine = self.engine
-        engine.load_settings(self.store.load_settings())
+        engine.load_settings(self.store.load_settings)
         for task_id in engine.followed_elsewhere():
             engine.store_has_records(task_id)
+        held = [state.id for state in engine.runner.states() if state.status not in ACTIVE]
+        if held:
+            unwritten = engine.buffer.unwritten_tasks()
+            stored = self.store.existing_tasks(held)
+            gone = [task_id for task_id in held if task_id not in stored and task_id not in unwritten]
+            if gone:
+                engine.deleted_elsewhere(gone)
 
     def _cancel_asked(self, task_id: str) -> None:
         state = self.engine.runner.get(task_id)
@@ -148,8 +161,11 @@ class LocalControl:
             self.engine.runner.cancel(state)
 
     def close(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
+        with self._listening:
+            self._closed = True
+            listener = self.listener
+        if listener is not None:
+            listener.close()
 
 
     def plugins(self) -> list[dict[str, Any]]:
@@ -317,7 +333,7 @@ class ServerControl:
         """Follow the server's settings; renew the leases of the tasks this process runs (the server
         marks one silent for a minute INTERRUPTED)."""
         engine = self.engine
-        engine.load_settings(self.server.load_settings())
+        engine.load_settings(self.server.load_settings)
         if now >= self._next_lease:
             self._next_lease = now + LEASE / 4
             for state in engine.runner.active():

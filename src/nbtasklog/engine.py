@@ -13,7 +13,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -54,6 +54,7 @@ class _Lease:
     status: str | None = None  # the final status, once the task ended
     final: int | None = None  # then: its record count, the last seq it may still receive
     mode: str | None = None  # how its next row is written: "new" (a new task), "claim" (taken up again)
+    final_row: dict[str, Any] | None = None  # the final row, written once the records it counts are in
 
 
 def _seq_of(record: LogRecord) -> int:
@@ -188,11 +189,11 @@ class Engine:
         interrupted = self.control.on_connect()
         if interrupted:
             log.warning("nbtasklog: %d task(s) were running when their process ended; marked INTERRUPTED", len(interrupted))
-        self.load_settings(self.store.load_settings())
+        self.load_settings(self.store.load_settings)
 
-    def load_settings(self, stored: dict[str, str]) -> None:
-        """Apply settings as the database (or the server) has them, but those changed here and not yet written."""
-        self.settings_manager.load(stored, self.buffer.unwritten_settings)
+    def load_settings(self, read: Callable[[], Mapping[str, str]]) -> None:
+        """Apply settings as `read()` gives them (the database, or the server), but those changed here and not yet written."""
+        self.settings_manager.load(read, self.buffer.unwritten_settings)
 
     def _apply_settings(self, settings: Settings) -> None:
         belief.app_enabled = settings.belief_scope_enabled
@@ -279,10 +280,25 @@ class Engine:
     def _task_changed(self, state: TaskState) -> None:
         with self._row_lock:  # two threads' changes (a cancel, the end) must not put an older row last
             row = state.row()
-            self.put_row(row, "new" if state.status == "PENDING" else None)
+            if state.id not in self._lost:  # the store refuses a lost task's rows: they are not sent
+                self.put_row(row, "new" if state.status == "PENDING" else None)
         if state.status not in ACTIVE:
             self._live.detach(state.id)
+            if state.id in self._lost:
+                self._forget_lost(state.id)
+                return
         self.notify(dict(row, params=state.params))
+
+    def _forget_lost(self, task_id: str) -> None:
+        """A task taken from this process ended here: from now on it is what the store says (INTERRUPTED by
+        another process, or gone), as every other process shows it, not what its end here was."""
+        self.runner.forget(task_id)
+        try:
+            self.notify(self.task_info(task_id))
+        except UnknownTaskError:
+            self.notify({"id": task_id, "deleted": True})
+        except Exception as error:  # the database away: the next read of the task asks it again
+            log.debug("nbtasklog: could not read task %s again: %s", task_id, error)
 
     def notify(self, row: dict[str, Any]) -> None:
         """Tell the task listeners (on_task_change) that a task was created, changed or deleted."""
@@ -353,12 +369,21 @@ class Engine:
             if row.get("status") not in ACTIVE:
                 lease.status = row["status"]
                 lease.final = max(int(row.get("record_count") or 0), lease.last_seq)
-            self.put_row(row, lease.mode)
-            lease.mode = None
-            params = row.get("params")
-            self.notify(dict(row, params=json.loads(params) if isinstance(params, str) else params))
+                lease.final_row = row
+            if lease.final is None or lease.last_seq >= lease.final:
+                self._put_ingested(row, lease)
+            else:  # the final row came before the last records (a batch sent in halves): it waits for them
+                self._put_ingested(dict(row, status="RUNNING", finished_at=None, error=None), lease)
         if lease.final is not None and lease.last_seq >= lease.final:
+            if lease.final_row is not None and row is not lease.final_row:
+                self._put_ingested(lease.final_row, lease)
             self._leases.pop(task_id, None)  # ended, and every record is in
+
+    def _put_ingested(self, row: dict[str, Any], lease: _Lease) -> None:
+        self.put_row(row, lease.mode)
+        lease.mode = None
+        params = row.get("params")
+        self.notify(dict(row, params=json.loads(params) if isinstance(params, str) else params))
 
     def _repaired(self, record: LogRecord) -> LogRecord:
         """A record made elsewhere as this process makes its own: valid, within the limits, its secrets
@@ -636,8 +661,20 @@ class Engine:
         return self.runner.get(task_id) is not None or task_id in self._leases
 
     def followed_elsewhere(self) -> list[str]:
-        """Tasks read live here whose records another process makes (they reach this one by the store)."""
-        return [task_id for task_id in self._live.task_ids() if not self.owns(task_id)]
+        """Active tasks read live here whose records another process makes (they reach this one by the store)."""
+        followed = []
+        for task_id in self._live.task_ids():
+            try:
+                if not self.owns(task_id) and not self.is_finished(task_id):
+                    followed.append(task_id)
+            except UnknownTaskError:  # deleted: its readers hear so
+                pass
+        return followed
+
+    def makes_records_of(self, task_id: str) -> bool:
+        """This process is making the records of an active task: it runs it, or ingests a kernel's."""
+        state = self.runner.get(task_id)
+        return (state is not None and state.status in ACTIVE) or task_id in self._leases
 
     def store_has_records(self, task_id: str) -> None:
         """Another process stored records of this task: its live readers here read the store now."""

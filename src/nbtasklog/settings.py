@@ -71,12 +71,15 @@ class SettingsManager:
     def current(self) -> Settings:
         return self._current
 
-    def load(self, stored: Mapping[str, str], pending: Callable[[], AbstractSet[str]] = frozenset) -> None:
+    def load(self, read: Callable[[], Mapping[str, str]],
+             pending: Callable[[], AbstractSet[str]] = frozenset) -> None:
         """Apply what the database holds (once it answers, and whenever another process changed it); bad
-        rows are ignored. `pending()`: the settings changed here and not yet stored, newer than `stored`
-        (asked under the lock that update() holds, so a change made meanwhile is among them)."""
+        rows are ignored. `read()` gives the stored settings, `pending()` those changed here and not yet
+        stored, newer than what read() gives. Both are asked under the lock update() holds, pending()
+        first: a change it no longer lists was written before read() looks."""
         with self._lock:
             waiting = pending()
+            stored = read()
             known = {k: v for k, v in stored.items() if k in SETTING_NAMES and k not in waiting}
             try:
                 new = parse_settings(self._current, known)

@@ -16,6 +16,7 @@ batch in memory; a spill file that cannot be read is reported and skipped.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -214,7 +215,7 @@ class WriteBuffer:
             self._tasks[row["id"]] = dict(row)
             if mode is not None and self._row_modes.get(row["id"]) != "claim":
                 self._row_modes[row["id"]] = mode
-        if self.store.shared and (mode == "new" or row.get("status") not in ACTIVE):
+        if self.store.shared and (mode == "new" or row.get("status") not in ACTIVE) and not self._backing_off:
             self._wake.set()  # a task's start and end are written at once: other processes list tasks too
 
     @property
@@ -227,6 +228,11 @@ class WriteBuffer:
             self._settings.update(values)
         self._wake.set()
 
+    @property
+    def _backing_off(self) -> bool:
+        """A write failed and not everything is written since: the next waits out its retry delay."""
+        return DATABASE in self._errors
+
     def unwritten_settings(self) -> set[str]:
         """The settings queued but not yet in the database: what the database says of them is older."""
         with self._lock:
@@ -236,7 +242,7 @@ class WriteBuffer:
         """Flush every HURRIED_INTERVAL for the next `seconds` (someone elsewhere follows a task live), unless
         the store is failing: its retry backoff stands."""
         now = time.monotonic()
-        if now >= self._hurried_until:
+        if now >= self._hurried_until and not self._backing_off:
             self._wake.set()  # a wait of a whole flush_interval under way ends now
         self._hurried_until = now + seconds
 
@@ -251,7 +257,7 @@ class WriteBuffer:
             try:
                 # Wake every WATCH s to see whether flush_size records are waiting, else after the delay.
                 now = time.monotonic()
-                hurried = now < self._hurried_until and self._delay <= self.flush_interval
+                hurried = now < self._hurried_until and not self._backing_off
                 deadline = now + (min(self._delay, HURRIED_INTERVAL) if hurried else self._delay)
                 full = False
                 while not self._stopping:
@@ -287,8 +293,12 @@ class WriteBuffer:
     def _write_waiting(self, whole_batches: bool) -> bool:
         with self._lock:
             settled = dict(self._tasks)  # put before the drain: every record of their tasks is drained below
-        if self._drain(whole_batches):
-            settled = {}  # a rest stays queued: it may hold the last records of any task
+        rest = self._drain(whole_batches)
+        if rest and any(row.get("status") not in ACTIVE for row in settled.values()):
+            # A rest short of a whole batch stays queued: the tasks with records in it are not settled.
+            # copy(): one C call, so the tasks appending meanwhile cannot break the walk over it
+            waiting = {record[0] for record in itertools.islice(self._records.copy(), rest)}
+            settled = {task_id: row for task_id, row in settled.items() if task_id not in waiting}
         while True:
             with self._lock:
                 tasks = dict(self._tasks)

@@ -405,6 +405,11 @@ class Store:
                     keys.update(json.loads(text) if isinstance(text, str) else text)
         return {"levels": levels, "sources": sources, "metadata_keys": sorted(keys)}
 
+    def existing_tasks(self, task_ids: list[str]) -> set[str]:
+        """Which of these tasks the store has."""
+        with self.engine.connect() as conn:
+            return {row[0] for row in conn.execute(select(tasks.c.id).where(tasks.c.id.in_(task_ids)))}
+
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(*TASK_COLUMNS).where(tasks.c.id == task_id)).mappings().first()
