@@ -129,7 +129,8 @@ def rows(results: list[dict]) -> list[Row]:
         ))
         out.append(Row(
             f"viewer.filter_work.{key}",
-            f"6. viewer: the same click's own work (filtering {n:,} records into positions, drawing the rows in view) "
+            f"6. viewer: the same click's own work (the new view's length from the store's per-block counts, the positions of the rows in view "
+            f"and drawing them; its other positions among the {n:,} records are filled in idle tasks after the frame) "
             f"(ref: `records.filter(r => r.source !== 'plugin')`, an Array.filter over the same records in the same page)",
             median([c["work"] for c in flt["clicks"]]), r["array_filter"]["ms"], "ms", "report", None,
         ))

@@ -48,9 +48,7 @@ export class RecordList {
   add(records: LogRecord[]): void {
     if (this.pending) {
       // The server answers a new filter: swap the held records when its first page arrives.
-      this.store = this.pending;
-      this.pending = null;
-      this.view = new FilteredView(this.store, this.view.filter);
+      this.replaceStore(this.pending);
       this.store.add(records);
       this.view.update();
       this.redraw(true);
@@ -67,14 +65,20 @@ export class RecordList {
 
   historyEnd(): void {
     if (this.pending) {
-      this.store = this.pending;
-      this.pending = null;
-      this.view = new FilteredView(this.store, this.view.filter);
+      this.replaceStore(this.pending);
       this.redraw(true);
       this.rows.refresh();
     }
     this.store.historyDone = true;
     this.updateEmpty();
+  }
+
+  /** The records of the new server-side filter replace those held, in a view of their own. */
+  private replaceStore(store: RecordStore): void {
+    this.view.dispose();
+    this.store = store;
+    this.pending = null;
+    this.view = new FilteredView(this.store, this.view.filter);
   }
 
   /** Show what arrived since the last frame (called by the frame, or first by anything that needs the list current). */
@@ -115,6 +119,7 @@ export class RecordList {
 
   destroy(): void {
     if (this.frameRequest) cancelAnimationFrame(this.frameRequest);
+    this.view.dispose();
     this.rows.destroy();
   }
 }
