@@ -28,8 +28,7 @@ from typing import Any
 import pytest
 import reliability
 import schemathesis
-
-from .test_processes import JupyterServer
+from servers import JupyterServer
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import reliability
 import tornado.httpclient
 import tornado.websocket
 
-from .test_processes import JupyterServer, make_server  # noqa: F401  (fixture)
+from servers import JupyterServer
 
 pytestmark = pytest.mark.slow
 

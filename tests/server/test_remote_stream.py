@@ -15,7 +15,7 @@ import pytest
 from nbtasklog.remote import RemoteStore, ServerConnection
 
 from .conftest import off_loop, until
-from .test_processes import JupyterServer, make_server  # noqa: F401 (make_server is a fixture)
+from servers import JupyterServer
 
 
 def log_reads(requests: list[tuple[str, str]], task_id: str) -> list[str]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import JupyterServer
 
 from nbtasklog.filter import LogFilter, make_filter
 from nbtasklog.levels import Level
@@ -27,8 +28,6 @@ from nbtasklog.settings import Settings, parse_settings
 from nbtasklog.store.buffer import WriteBuffer
 from nbtasklog.store.interface import LogStore
 from nbtasklog.store.store import SQLError, Store, records_to_arrow
-
-from .test_processes import JupyterServer
 
 pytestmark = pytest.mark.slow  # a jupyter server process starts for the module
 
