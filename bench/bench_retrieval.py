@@ -1,4 +1,5 @@
-"""4. Retrieval (SC-001): one task's records out of a store of 10,000,000 records of 10,000 tasks.
+"""4. Retrieval (SC-001): one task's records out of a store of 10,000,000 records of 10,000 tasks, on a
+DuckDB file and on PostgreSQL (started by tests/postgres.py on a Unix socket, as the tests use it).
 
 The store is built fast and directly: Arrow batches made column-wise with pyarrow compute (no Python
 loop per row) and appended with Store.write, each task's records contiguous and tasks in id order, as
@@ -8,12 +9,15 @@ metadata {"dashboard_id": n, "step": ...}.
 
 Measured: Engine.logs(task_id, ..., limit=1000), the API the REST handler and the widget call
 (it looks the task up, queries the store and merges the not-yet-written records), for five filters,
-each on a different task per repetition. Reference: the same query as raw SQL on a duckdb
-connection to the same database (fetchall), alternated with the measured one.
+each on a different task per repetition. Reference: the same query as raw SQL on the database's own
+driver connection to the same database (fetchall), alternated with the measured one.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from time import perf_counter, time_ns
 from typing import Any
 
@@ -24,6 +28,9 @@ from common import Row, check, median, temp_dir
 
 from nbtasklog import Engine
 from nbtasklog.store.store import LOG_ARROW_SCHEMA, Store, _duckdb
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from postgres import PostgresServer  # noqa: E402  (tests/postgres.py: the one way a PostgreSQL is started)
 
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 SOURCES = ["plugin", "superset_api", "db", "system"]
@@ -111,12 +118,16 @@ def build(path: Any, tasks: int, per_task: int) -> tuple[list[str], float]:
             "progress": pa.array([1.0] * tasks),
             "record_count": pa.array([per_task] * tasks, pa.int64()),
         })
-        with store.engine.begin() as conn:  # one bulk insert; Store.write upserts row by row
-            raw = _duckdb(conn)
-            raw.register("bench_tasks", task_rows)
-            raw.execute(f"INSERT INTO tasks ({', '.join(task_rows.column_names)}) "
-                        f"SELECT {', '.join(task_rows.column_names)} FROM bench_tasks")
-            raw.unregister("bench_tasks")
+        if store.is_duckdb:
+            with store.engine.begin() as conn:  # one bulk insert; Store.write upserts row by row
+                raw = _duckdb(conn)
+                raw.register("bench_tasks", task_rows)
+                raw.execute(f"INSERT INTO tasks ({', '.join(task_rows.column_names)}) "
+                            f"SELECT {', '.join(task_rows.column_names)} FROM bench_tasks")
+                raw.unregister("bench_tasks")
+        else:
+            rows = task_rows.to_pylist()
+            store.write(rows, row_modes={row["id"]: "new" for row in rows})
         tasks_per_batch = max(1, 1_000_000 // per_task)
         for first in range(0, tasks, tasks_per_batch):
             store.write((), _batch(ids_array, first, min(tasks_per_batch, tasks - first), per_task, start_us))
@@ -125,18 +136,68 @@ def build(path: Any, tasks: int, per_task: int) -> tuple[list[str], float]:
     return ids, perf_counter() - started
 
 
-def _queries(task_index: int, per_task: int) -> dict[str, tuple[dict[str, Any], str, list[Any]]]:
-    """name -> (Engine.logs filter, raw SQL condition after task_id, its parameters)."""
+def _queries(task_index: int, per_task: int, postgresql: bool = False) -> dict[str, tuple[dict[str, Any], str, list[Any]]]:
+    """name -> (Engine.logs filter, raw SQL condition after task_id, its parameters), in the database's
+    own SQL and placeholders."""
     seq = np.array([per_task // 2])
     dashboard = int(_dashboard(np.array([task_index]), seq)[0])
+    p = "%s" if postgresql else "?"
+    json_path = "metadata #>> '{dashboard_id}'" if postgresql else "json_extract_string(metadata, '$.\"dashboard_id\"')"
     return {
         "unfiltered": ({}, "", []),
         "level ≥ WARNING": ({"level": "WARNING"}, "AND level IN ('WARNING', 'ERROR')", []),
-        "source = superset_api": ({"source": "superset_api"}, "AND source IN (?)", ["superset_api"]),
-        f"search \"{SEARCH}\"": ({"search": SEARCH}, "AND strpos(lower(message), lower(?)) > 0", [SEARCH]),
-        "metadata dashboard_id =": ({"meta": {"dashboard_id": dashboard}},
-                                    "AND json_extract_string(metadata, '$.\"dashboard_id\"') = ?", [str(dashboard)]),
+        "source = superset_api": ({"source": "superset_api"}, f"AND source IN ({p})", ["superset_api"]),
+        f"search \"{SEARCH}\"": ({"search": SEARCH}, f"AND strpos(lower(message), lower({p})) > 0", [SEARCH]),
+        "metadata dashboard_id =": ({"meta": {"dashboard_id": dashboard}}, f"AND {json_path} = {p}", [str(dashboard)]),
     }
+
+
+KEYS = ["unfiltered", "level", "source", "search", "metadata"]
+
+
+def _measure(engine: Engine, ids: list[str], per_task: int, reps: int, postgresql: bool,
+             raw: Callable[[str, list[Any]], list[Any]]) -> tuple[dict[str, list[float]], ...]:
+    """Engine.logs against the raw query, alternated, each filter on `reps` tasks (after one warm-up)."""
+    tasks = len(ids)
+    picks = [int(i) for i in np.linspace(tasks // 7, tasks - 1 - tasks // 11, reps)]
+    names = list(_queries(0, per_task))
+    ours: dict[str, list[float]] = {name: [] for name in names}
+    reference: dict[str, list[float]] = {name: [] for name in names}
+    returned: dict[str, list[float]] = {name: [] for name in names}
+    placeholder = "%s" if postgresql else "?"
+    for warm, index in [(True, picks[0])] + [(False, i) for i in picks]:
+        task_id = ids[index]
+        for name, (filter_, condition, params) in _queries(index, per_task, postgresql).items():
+            sql = (f"SELECT {LOG_SQL_COLUMNS} FROM task_logs WHERE task_id = {placeholder} {condition} "
+                   f"ORDER BY seq LIMIT 1000")
+            start = perf_counter()
+            records = engine.logs(task_id, limit=1000, **filter_)
+            middle = perf_counter()
+            rows = raw(sql, [task_id, *params])
+            end = perf_counter()
+            check(len(records) == len(rows), f"retrieval {name}: {len(records)} records, raw SQL {len(rows)}")
+            check(all(r.task_id == task_id for r in records), f"retrieval {name}: records of another task")
+            if not warm:
+                ours[name].append((middle - start) * 1000)
+                reference[name].append((end - middle) * 1000)
+                returned[name].append(len(records))
+    return ours, reference, returned
+
+
+def _rows(label: str, reference_label: str, key: str, figures: tuple[dict[str, list[float]], ...],
+          per_task: int, total: int, tasks: int, reps: int) -> list[Row]:
+    ours, reference, returned = figures
+    rows = []
+    for number, name in enumerate(ours):
+        measured = median(ours[name])
+        rows.append(Row(
+            f"{key}.{KEYS[number]}",
+            f"4. retrieval (SC-001){label}: `Engine.logs(task, limit=1000)` {name}, ~{median(returned[name]):,.0f} of a "
+            f"task's {per_task:,} records, store of {total:,} records / {tasks:,} tasks "
+            f"(ref: same query as raw SQL, {reference_label} fetchall; median of {reps} tasks)",
+            measured, median(reference[name]), "ms", "≤ 20 ms (spec 200 ms)", measured <= 20,
+        ))
+    return rows
 
 
 def run(quick: bool) -> list[Row]:
@@ -154,40 +215,33 @@ def run(quick: bool) -> list[Row]:
                 raw = _duckdb(conn).cursor()
                 count = raw.execute("SELECT count(*) FROM task_logs").fetchone()[0]
                 check(count == total, f"retrieval: store has {count} records, expected {total}")
-                picks = [int(i) for i in np.linspace(tasks // 7, tasks - 1 - tasks // 11, reps)]
-                names = list(_queries(0, per_task))
-                ours: dict[str, list[float]] = {name: [] for name in names}
-                reference: dict[str, list[float]] = {name: [] for name in names}
-                returned: dict[str, list[int]] = {name: [] for name in names}
-                for warm, index in [(True, picks[0])] + [(False, i) for i in picks]:
-                    task_id = ids[index]
-                    for name, (filter_, condition, params) in _queries(index, per_task).items():
-                        sql = (f"SELECT {LOG_SQL_COLUMNS} FROM task_logs WHERE task_id = ? {condition} "
-                               f"ORDER BY seq LIMIT 1000")
-                        start = perf_counter()
-                        records = engine.logs(task_id, limit=1000, **filter_)
-                        middle = perf_counter()
-                        rows = raw.execute(sql, [task_id, *params]).fetchall()
-                        end = perf_counter()
-                        check(len(records) == len(rows), f"retrieval {name}: {len(records)} records, raw SQL {len(rows)}")
-                        check(all(r.task_id == task_id for r in records), f"retrieval {name}: records of another task")
-                        if not warm:
-                            ours[name].append((middle - start) * 1000)
-                            reference[name].append((end - middle) * 1000)
-                            returned[name].append(len(records))
+                duckdb_figures = _measure(engine, ids, per_task, reps, False,
+                                          lambda sql, params: raw.execute(sql, params).fetchall())
                 raw.close()
         finally:
             engine.close()
-    rows: list[Row] = []
-    for number, name in enumerate(names):
-        measured = median(ours[name])
-        key = ["unfiltered", "level", "source", "search", "metadata"][number]
-        rows.append(Row(
-            f"retrieval.{key}",
-            f"4. retrieval (SC-001): `Engine.logs(task, limit=1000)` {name}, ~{median(returned[name]):,.0f} of a "
-            f"task's {per_task:,} records, store of {total:,} records / {tasks:,} tasks "
-            f"(ref: same query as raw SQL, duckdb fetchall; median of {reps} tasks)",
-            measured, median(reference[name]), "ms", "≤ 20 ms (spec 200 ms)", measured <= 20,
-        ))
+    rows = _rows("", "duckdb", "retrieval", duckdb_figures, per_task, total, tasks, reps)
     rows[0].what += f"; store built in {build_seconds:.1f} s"
-    return rows
+    postgres = PostgresServer().init()
+    try:
+        url = postgres.new_database(role="nbtasklog_bench")
+        ids, build_seconds = build(url, tasks, per_task)
+        engine = Engine(url, handle_signals=False)
+        try:
+            engine.flush()
+            import psycopg
+
+            conninfo = engine.store.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            with psycopg.connect(conninfo) as raw_pg:
+                raw_pg.execute("ANALYZE")
+                count = raw_pg.execute("SELECT count(*) FROM task_logs").fetchone()[0]
+                check(count == total, f"retrieval on PostgreSQL: store has {count} records, expected {total}")
+                pg_figures = _measure(engine, ids, per_task, reps, True,
+                                      lambda sql, params: raw_pg.execute(sql, params).fetchall())
+        finally:
+            engine.close()
+    finally:
+        postgres.stop()
+    pg_rows = _rows(" on PostgreSQL", "psycopg", "retrieval_pg", pg_figures, per_task, total, tasks, reps)
+    pg_rows[0].what += f"; store built in {build_seconds:.1f} s"
+    return rows + pg_rows

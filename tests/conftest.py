@@ -1,4 +1,5 @@
-"""Shared fixtures: a real engine on a DuckDB file in tmp_path, a private plugin registry, a run helper."""
+"""Shared fixtures: a real engine on a DuckDB file in tmp_path, engines sharing a PostgreSQL store, a private
+plugin registry, a run helper."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from procs import poll
 
 import nbtasklog
 from nbtasklog import belief
@@ -16,6 +18,7 @@ from nbtasklog.plugins import Registry
 pytest_plugins = ["servers"]  # make_server: real `jupyter server` subprocesses (tests/servers.py)
 
 TIMEOUT = 15.0  # bound for every wait on a task; none should come near it
+LISTENING_TIMEOUT = 20.0  # bound for an engine's listener to listen; it does within a second or two
 
 
 @pytest.fixture
@@ -34,6 +37,36 @@ def postgres() -> Iterator[Any]:
         yield server.init()
     finally:
         server.remove()
+
+
+@pytest.fixture
+def pg_url(postgres: Any) -> str:
+    """A new, empty database on the session's PostgreSQL server: the store `pg_engines` opens."""
+    return postgres.new_database()
+
+
+@pytest.fixture
+def pg_engines(pg_url: str, tmp_path: Path) -> Iterator[Callable[..., nbtasklog.Engine]]:
+    """`make(name, wait_listening=True, **options) -> Engine`: an engine on `pg_url` with its own spill folder
+    tmp_path/name, as one of several servers on a store; returned once its listener listens unless told not
+    to wait. All are closed at teardown, the last made first; global toggles restored."""
+    app_level = logging.getLogger("nbtasklog").level
+    made: list[nbtasklog.Engine] = []
+
+    def make(name: str, *, wait_listening: bool = True, **options: Any) -> nbtasklog.Engine:
+        engine = nbtasklog.Engine(pg_url, spill_dir=tmp_path / name, handle_signals=False, **options)
+        made.append(engine)
+        if wait_listening:
+            poll(lambda: engine.control.listener is not None and engine.control.listener.listening.is_set(),
+                 LISTENING_TIMEOUT, f"{name} listening")
+        return engine
+
+    yield make
+    for engine in reversed(made):
+        engine.close()
+    # Settings changes touch process-wide state (belief_scope's app toggle, the app logger level).
+    belief.app_enabled = True
+    logging.getLogger("nbtasklog").setLevel(app_level)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 
 from nbtasklog import belief, cli
 from nbtasklog.plugins import registry
+from nbtasklog.runner import os_username
 
 LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (DEBUG|INFO|WARNING|ERROR) +\[([^\]]+)\] +(.*)$")
 LIVE = re.compile(r"^  (\d\d:\d\d:\d\d\.\d{3}) (DEBUG|INFO|WARNING|ERROR) +\[([^\]]+)\] +(.*)$")  # run --follow: time only
@@ -381,20 +382,26 @@ def test_colour_follows_the_terminal_after_a_task_wrapped_stdout(db, monkeypatch
 
 # ---- tasks, delete, cleanup ---------------------------------------------------------------------------
 def test_tasks_table_lists_newest_first_with_filters(cli_run, backup, plugin):
-    """tasks: a table of id, plugin, status, local created time, duration and records; --status/--plugin filter."""
+    """tasks: a table of id, plugin, status, local created time, duration, records and who started it;
+    --status/--plugin/--user filter."""
     failing = plugin(lambda params, context: 1 / 0)
     assert cli_run("run", failing)[0] == 1
     code, out, _ = cli_run("tasks")
     assert code == 0
     header, *rows = out.splitlines()
-    assert header.split() == ["ID", "PLUGIN", "STATUS", "CREATED", "DURATION", "RECORDS"]
+    assert header.split() == ["ID", "PLUGIN", "STATUS", "CREATED", "DURATION", "RECORDS", "USER"]
     assert len(rows) == 2 and rows[0].split()[1:3] == [failing, "FAILED"]
+    failing_id = rows[0].split()[0]
     first = rows[1].split()
-    assert first[0] == backup and first[1:3] == ["dashboard_backup", "SUCCESS"] and first[-1] == "23"
+    assert first[0] == backup and first[1:3] == ["dashboard_backup", "SUCCESS"] and first[-2:] == ["23", os_username()]
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", first[3]) and first[6] == "s"
     assert [r["id"] for r in task_rows(cli_run, "--status", "success")] == [backup]
     assert [r["status"] for r in task_rows(cli_run, "--plugin", failing)] == ["FAILED"]
     assert len(task_rows(cli_run, "--limit", "1")) == 1
+    assert [r["id"] for r in task_rows(cli_run, "--user", os_username())] == [failing_id, backup]
+    assert task_rows(cli_run, "--user", "somebody-else") == []
+    code, out, _ = cli_run("tasks", "--user", "somebody-else")
+    assert code == 0 and out.strip() == "No tasks."
 
 
 def test_tasks_unknown_status_exits_2(cli_run):

@@ -9,36 +9,28 @@ from __future__ import annotations
 import pytest
 from procs import poll, read_db
 
-import nbtasklog
 from nbtasklog.errors import UnknownTaskError
 from nbtasklog.store import events
 
 WAIT = 20.0
 
 
-def test_a_delete_made_while_the_listener_was_away_leaves_no_ghost(postgres, tmp_path, monkeypatch):
+# monkeypatch before pg_engines: _RETRY is restored only after the engines are closed.
+def test_a_delete_made_while_the_listener_was_away_leaves_no_ghost(monkeypatch, pg_url, pg_engines):
     monkeypatch.setattr(events, "_RETRY", (3.0, 30.0))  # A's listener waits 3 s before it connects again
-    url = postgres.new_database()
-    a = nbtasklog.Engine(url, spill_dir=tmp_path / "a", flush_interval=0.05, handle_signals=False)
-    b = nbtasklog.Engine(url, spill_dir=tmp_path / "b", flush_interval=0.05, handle_signals=False)
-    try:
-        for engine in (a, b):
-            poll(lambda: engine.control.listener is not None and engine.control.listener.listening.is_set(),
-                 WAIT, "listening")
-        task = a.run_task(lambda params, context: context.logger.info("hi"))
-        assert task.wait(WAIT) == "SUCCESS"
-        assert a.flush()
-        name = f"nbtasklog listener {a.instance_id}"
-        (pid,), = read_db(url, "select pid from pg_stat_activity where application_name = ?", [name])
-        read_db(url, "select pg_terminate_backend(?)", [pid])  # as a database restart does
-        poll(lambda: not a.control.listener.listening.is_set(), WAIT, "A not listening")
-        b.delete_task(task.id)  # during A's gap
-        poll(lambda: a.control.listener.listening.is_set(), WAIT, "A listening again")
-        assert read_db(url, "select count(*) from tasks where id = ?", [task.id]) == [(0,)]
-        assert task.id not in [t.id for t in b.tasks()]
-        assert task.id not in [t.id for t in a.tasks()], "A still lists the task deleted during its gap"
-        with pytest.raises(UnknownTaskError):
-            a.task_info(task.id)
-    finally:
-        b.close()
-        a.close()
+    a = pg_engines("a", flush_interval=0.05)
+    b = pg_engines("b", flush_interval=0.05)
+    task = a.run_task(lambda params, context: context.logger.info("hi"))
+    assert task.wait(WAIT) == "SUCCESS"
+    assert a.flush()
+    name = f"nbtasklog listener {a.instance_id}"
+    (pid,), = read_db(pg_url, "select pid from pg_stat_activity where application_name = ?", [name])
+    read_db(pg_url, "select pg_terminate_backend(?)", [pid])  # as a database restart does
+    poll(lambda: not a.control.listener.listening.is_set(), WAIT, "A not listening")
+    b.delete_task(task.id)  # during A's gap
+    poll(lambda: a.control.listener.listening.is_set(), WAIT, "A listening again")
+    assert read_db(pg_url, "select count(*) from tasks where id = ?", [task.id]) == [(0,)]
+    assert task.id not in [t.id for t in b.tasks()]
+    assert task.id not in [t.id for t in a.tasks()], "A still lists the task deleted during its gap"
+    with pytest.raises(UnknownTaskError):
+        a.task_info(task.id)

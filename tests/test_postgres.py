@@ -130,3 +130,26 @@ def test_the_hostile_corpus_on_postgresql_is_stored_and_persistence_goes_on(post
     assert later.wait(WAIT) == "SUCCESS"
     assert engine.flush() and engine.health().database_available
     assert len(later.logs()) == 102
+
+
+def test_a_nul_in_what_a_reader_asks_for_means_what_it_stored(postgres, engines):
+    """PostgreSQL refuses a NUL in a query's parameters as in its text: a search, source, metadata value,
+    plugin or user holding one (anyone may type it into a URL) was a database error, so a 500. It means
+    the U+FFFD the NUL was stored as."""
+    from nbtasklog.record import REPLACEMENT
+
+    engine = engines(postgres.new_database())
+
+    def plugin(params: dict[str, Any], context: Any) -> None:
+        context.logger.with_source("s\x00rc").info("NUL a\x00b", key="x\x00y")
+
+    task = engine.run_task(plugin, username="u\x00v")
+    assert task.wait(WAIT) == "SUCCESS"
+    assert engine.flush(), engine.health().last_error
+    assert [r.message for r in task.logs(search="a\x00b")] == [f"NUL a{REPLACEMENT}b"]
+    assert [r.seq for r in task.logs(source="s\x00rc")] == [2]
+    assert [r.seq for r in task.logs(meta={"key": "x\x00y"})] == [2]
+    assert [t.id for t in engine.tasks(user="u\x00v")] == [task.id]
+    assert engine.store.get_task(task.id)["username"] == f"u{REPLACEMENT}v"
+    assert engine.tasks(plugin="p\x00") == []
+    assert engine.cleanup("1000d", user="u\x00v") == []

@@ -6,38 +6,19 @@ while every other server has the new value."""
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from procs import poll
 
 import nbtasklog
-from nbtasklog import belief
 
 WAIT = 20.0
 
 
 @pytest.fixture
-def pair(postgres, tmp_path) -> Iterator[tuple[nbtasklog.Engine, nbtasklog.Engine]]:
-    url = postgres.new_database()
-    engines: list[nbtasklog.Engine] = []
-    level = logging.getLogger("nbtasklog").level
-
-    def make(name: str, **options: Any) -> nbtasklog.Engine:
-        engine = nbtasklog.Engine(url, spill_dir=tmp_path / name, handle_signals=False, **options)
-        engines.append(engine)
-        poll(lambda: engine.control.listener is not None and engine.control.listener.listening.is_set(),
-             WAIT, f"{name} listening")
-        return engine
-
-    yield make("a", flush_interval=0.05), make("b", flush_interval=0.05)
-    for engine in engines:
-        engine.close()
-    belief.app_enabled = True
-    logging.getLogger("nbtasklog").setLevel(level)
+def pair(pg_engines) -> tuple[nbtasklog.Engine, nbtasklog.Engine]:
+    return pg_engines("a", flush_interval=0.05), pg_engines("b", flush_interval=0.05)
 
 
 def test_a_change_made_here_while_a_notice_is_handled_is_not_undone(pair, monkeypatch):

@@ -6,7 +6,7 @@ again. Each engine has its own instance id, spill folder and listening connectio
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -14,28 +14,17 @@ from procs import poll, read_db
 
 import nbtasklog
 from nbtasklog.errors import UnknownTaskError
+from nbtasklog.record import LogRecord
 from nbtasklog.store.events import MAX_PAYLOAD, _payloads
 
 WAIT = 20.0  # bound of every wait below; each happens within a second or two when it works
 
 
 @pytest.fixture
-def pair(postgres, tmp_path) -> Iterator[tuple[nbtasklog.Engine, nbtasklog.Engine]]:
-    url = postgres.new_database()
-    engines = []
-
-    def make(name: str, **options: Any) -> nbtasklog.Engine:
-        engine = nbtasklog.Engine(url, spill_dir=tmp_path / name, handle_signals=False, **options)
-        engines.append(engine)
-        poll(lambda: engine.control.listener is not None and engine.control.listener.listening.is_set(),
-             WAIT, f"{name} listening")
-        return engine
-
+def pair(pg_engines) -> tuple[nbtasklog.Engine, nbtasklog.Engine]:
     # A writes its records only every 30 s unless someone follows its task: what B sees sooner came by
     # the watch and the notice.
-    yield make("a", flush_interval=30.0), make("b", flush_interval=0.05)
-    for engine in engines:
-        engine.close()
+    return pg_engines("a", flush_interval=30.0), pg_engines("b", flush_interval=0.05)
 
 
 def _status(engine: nbtasklog.Engine, task_id: str) -> str | None:
@@ -127,6 +116,22 @@ def test_a_cancel_asked_on_the_other_engine_stops_the_task(pair):
     assert a.task(task.id).info()["status"] == "CANCELLED"
     a.flush()
     poll(lambda: b.task(task.id).info()["status"] == "CANCELLED", WAIT, "CANCELLED at B")
+
+
+def test_a_cancel_asked_on_the_other_engine_reaches_the_kernel_whose_task_a_ingests(pair):
+    """A kernel's task, which A only ingests: B's cancel is heard by A, which tells the kernel in the answer
+    to its next ingest (the kernel is this test: it calls A.ingest as A's ingest handler would)."""
+    a, b = pair
+    task_id = "kernel-task-cancelled-from-b"
+    created = datetime.now(timezone.utc)
+    row = {"id": task_id, "plugin": "notebook_plugin", "params": "{}", "status": "RUNNING", "created_at": created,
+           "started_at": created, "record_count": 1}
+    record = LogRecord(task_id, 1, 1_700_000_000_000_001, "INFO", "plugin", "first", None)
+    assert a.ingest([row], [record])["cancel"] == []
+    assert a.flush()
+    assert b.cancel(task_id) is True
+    later = LogRecord(task_id, 2, 1_700_000_000_000_002, "INFO", "plugin", "second", None)
+    poll(lambda: a.ingest([], [later])["cancel"] == [task_id], WAIT, "the cancel in A's answer to the kernel")
 
 
 def test_a_cancel_request_is_kept_for_an_owner_that_missed_its_notice(pair):

@@ -50,7 +50,7 @@ def get_task(task_id: str) -> Task:
 
 
 def list_tasks(**filters: Any) -> list[Task]:
-    """Tasks newest first; filters: status, plugin, limit, before."""
+    """Tasks newest first; filters: status, plugin, user (who started them), limit, before."""
     return get_engine().tasks(**filters)
 
 
@@ -73,9 +73,9 @@ def update_settings(**changes: Any) -> Settings:
     return get_engine().update_settings(**changes)
 
 
-def cleanup(older_than: Any) -> list[str]:
-    """Delete finished tasks older than `older_than` ('30d', a timedelta) with their logs."""
-    return get_engine().cleanup(older_than)
+def cleanup(older_than: Any, user: str | None = None) -> list[str]:
+    """Delete finished tasks older than `older_than` ('30d', a timedelta) with their logs (only `user`'s if given)."""
+    return get_engine().cleanup(older_than, user)
 
 
 def health() -> Health:

@@ -16,7 +16,7 @@ from .errors import TaskActiveError, UnknownTaskError
 from .live import Subscription
 from .plugins import UnknownPluginError
 from .remote import RemoteStore, ServerError
-from .runner import utcnow
+from .runner import os_username, utcnow
 from .statuses import ACTIVE
 from .store.buffer import Health
 from .store.events import StoreListener
@@ -50,6 +50,7 @@ class EngineSide(Protocol):
     def load_settings(self, read: Callable[[], Mapping[str, str]]) -> None: ...
     def owns(self, task_id: str) -> bool: ...
     def makes_records_of(self, task_id: str) -> bool: ...
+    def ask_kernel_to_cancel(self, task_id: str) -> bool: ...
     def followed_elsewhere(self) -> list[str]: ...
     def store_has_records(self, task_id: str) -> None: ...
 
@@ -74,7 +75,8 @@ class Control(Protocol):
     def submit(self, plugin: Any, params: Any, log_level: str | None) -> str | None: ...
     def wait(self, task_id: str, timeout: float | None) -> None: ...
     def cancel(self, task_id: str) -> bool: ...
-    def cleanup(self, older_than: timedelta) -> list[str]: ...
+    def cleanup(self, older_than: timedelta, user: str | None) -> list[str]: ...
+    def whoami(self) -> dict[str, Any]: ...
     def maintain(self, now: float) -> None: ...
     def stream(self, task_id: str, subscription: Subscription) -> Any: ...
     def watch_tasks(self, on_change: Callable[[dict[str, Any]], None],
@@ -97,6 +99,7 @@ class LocalControl:
         self._listening = threading.Lock()  # on_connect (the flusher) and close() decide about the listener
         self._closed = False
         self._next_beat = 0.0
+        self._username = os_username()
         self.instance = {"id": engine.instance_id, "kind": engine.instance_kind, "host": socket.gethostname()[:255],
                          "pid": os.getpid(), "started_at": utcnow()}
 
@@ -122,8 +125,9 @@ class LocalControl:
         engine = self.engine
         for task_id in event.get("l", ()):
             engine.store_has_records(task_id)
+        rows = self.store.get_tasks(event.get("t", ()))
         for task_id in event.get("t", ()):
-            row = self.store.get_task(task_id)
+            row = rows.get(task_id)
             state = engine.runner.get(task_id)
             if row is None or state is None:
                 if row is not None:
@@ -145,7 +149,7 @@ class LocalControl:
         were deleted meanwhile."""
         engine = self.engine
         engine.load_settings(self.store.load_settings)
-        for task_id in engine.followed_elsewhere():
+        for task_id in self._followed_elsewhere():
             engine.store_has_records(task_id)
         held = [state.id for state in engine.runner.states() if state.status not in ACTIVE]
         if held:
@@ -155,10 +159,17 @@ class LocalControl:
             if gone:
                 engine.deleted_elsewhere(gone)
 
+    def _followed_elsewhere(self) -> list[str]:
+        """The active tasks another process runs that are read live here: the store says which are active."""
+        rows = self.store.get_tasks(self.engine.followed_elsewhere())
+        return [task_id for task_id, row in rows.items() if row["status"] in ACTIVE]
+
     def _cancel_asked(self, task_id: str) -> None:
         state = self.engine.runner.get(task_id)
         if state is not None and state.status in ACTIVE:
             self.engine.runner.cancel(state)
+        else:
+            self.engine.ask_kernel_to_cancel(task_id)  # a kernel's task this server ingests
 
     def close(self) -> None:
         with self._listening:
@@ -185,15 +196,18 @@ class LocalControl:
             raise TaskActiveError(f"task {task_id} runs in another process; cancel it there")
         return self.store.request_cancel(task_id)
 
-    def cleanup(self, older_than: timedelta) -> list[str]:
+    def cleanup(self, older_than: timedelta, user: str | None) -> list[str]:
         engine = self.engine
         engine.buffer.flush()
         cutoff = datetime.now(timezone.utc) - older_than
-        ids = [i for i in self.store.finished_before(cutoff)
+        ids = [i for i in self.store.finished_before(cutoff, user)
                if not ((state := engine.runner.get(i)) and state.status in ACTIVE)]
         if ids:
             engine.delete_tasks(ids)
         return ids
+
+    def whoami(self) -> dict[str, Any]:
+        return {"user": self._username, "others_visible": True}  # the store is this process's to read
 
     def maintain(self, now: float) -> None:
         """Every second: tell the owners of the tasks followed live here. Four times a lease: renew this
@@ -204,7 +218,7 @@ class LocalControl:
         if not engine.buffer.connected:
             return
         if self.listener is not None:
-            self.store.announce_watch(engine.followed_elsewhere())
+            self.store.announce_watch(self._followed_elsewhere())
         if now < self._next_beat:
             return
         self._next_beat = now + max(1.0, engine.lease / 4)
@@ -261,6 +275,7 @@ class ServerControl:
     def __init__(self, engine: EngineSide, store: RemoteStore) -> None:
         self.engine = engine
         self.server = store
+        store.on_cancel = self._cancel_asked
         self._next_lease = 0.0
 
     def persist_settings(self, values: dict[str, str]) -> None:
@@ -326,8 +341,22 @@ class ServerControl:
     def cancel(self, task_id: str) -> bool:
         return self.server.cancel(task_id)
 
-    def cleanup(self, older_than: timedelta) -> list[str]:
-        return self.server.cleanup(f"{older_than.total_seconds()}s")
+    def cleanup(self, older_than: timedelta, user: str | None) -> list[str]:
+        return self.server.cleanup(f"{older_than.total_seconds()}s", user)
+
+    def whoami(self) -> dict[str, Any]:
+        """As the server records this process (tasks run here are recorded by the server as it identifies
+        their requests); the user this process runs as while the server cannot be asked."""
+        try:
+            return self.server.whoami()
+        except (ServerError, ConnectionError):
+            return {"user": os_username(), "others_visible": True}
+
+    def _cancel_asked(self, task_id: str) -> None:
+        """The server says someone cancelled a task running here (the answer to an ingest)."""
+        state = self.engine.runner.get(task_id)
+        if state is not None and state.status in ACTIVE:
+            self.engine.runner.cancel(state)
 
     def maintain(self, now: float) -> None:
         """Follow the server's settings; renew the leases of the tasks this process runs (the server

@@ -43,6 +43,7 @@ from .task import LogRecords, Task
 log = logging.getLogger("nbtasklog")
 
 MAX_PLUGIN_NAME = 255  # the tasks.plugin column's width
+MAX_USERNAME = 255  # the tasks.username column's width
 
 
 @dataclass
@@ -55,6 +56,7 @@ class _Lease:
     final: int | None = None  # then: its record count, the last seq it may still receive
     mode: str | None = None  # how its next row is written: "new" (a new task), "claim" (taken up again)
     final_row: dict[str, Any] | None = None  # the final row, written once the records it counts are in
+    cancel_asked: bool = False  # someone cancelled it: its kernel is told in the answers to its ingest
 
 
 def _seq_of(record: LogRecord) -> int:
@@ -69,6 +71,8 @@ def _valid_row(row: dict[str, Any]) -> dict[str, Any]:
             out[key] = valid_text(out[key])
     if isinstance(out.get("plugin"), str):
         out["plugin"] = out["plugin"][:MAX_PLUGIN_NAME]
+    if isinstance(out.get("username"), str):
+        out["username"] = valid_text(out["username"])[:MAX_USERNAME]
     return out
 
 
@@ -210,11 +214,13 @@ class Engine:
         *,
         config: dict[str, Any] | None = None,
         log_level: object = None,
+        username: str | None = None,
     ) -> Task:
         """Start a task: `plugin` is a registered name, a Plugin (class or instance) or a function.
 
         `params` must be a JSON object; `config` becomes `context.config`; `log_level` overrides
-        the task_log_level setting for this task.
+        the task_log_level setting for this task; `username` is who started it (by default the user
+        this process runs as; a Jupyter server passes the user of the request).
         """
         self._check_open()
         submitted = self.control.submit(plugin, params, parse_level(log_level).name if log_level is not None else None)
@@ -247,8 +253,9 @@ class Engine:
             redactor=self.redactor,
         )
         self._live.attach(task_id, emitter)
+        username = self.username if username is None else valid_text(str(username))[:MAX_USERNAME]
         state = TaskState(task_id, valid_text(name)[:MAX_PLUGIN_NAME], json.loads(params_json), params_json,
-                          json.loads(params_text), emitter, override)
+                          json.loads(params_text), emitter, override, username)
         self.runner.submit(state, call, dict(config or {}))
         return Task(self, task_id)
 
@@ -318,19 +325,30 @@ class Engine:
         refused; the answer says what was refused and why. An INTERRUPTED task (its kernel went
         silent, or this server restarted) is taken up again by the kernel that still sends it, with
         the same plugin and creation time.
-        Returns {"tasks", "records", "duplicates", "refused": [{"task_id", "reason", "records"}]}.
+        Returns {"tasks", "records", "duplicates", "refused": [{"task_id", "reason", "records"}], "cancel": [ids]},
+        "cancel" naming the tasks of the batch someone cancelled meanwhile (the kernel stops them).
         """
         by_task: dict[str, list[LogRecord]] = {}
         for record in records:
             by_task.setdefault(record.task_id, []).append(record)
         rows = {row["id"]: self._redacted_row(_valid_row(row)) for row in task_rows}
-        answer: dict[str, Any] = {"tasks": len(rows), "records": 0, "duplicates": 0, "refused": []}
+        answer: dict[str, Any] = {"tasks": len(rows), "records": 0, "duplicates": 0, "refused": [], "cancel": []}
         for task_id in dict.fromkeys([*rows, *by_task]):
             # One task at a time, each under its own lock: a retried batch overlapping the first try
             # waits for it; other tasks' ingest (and the reads a new lease needs) go on meanwhile.
             with self._ingest_locks[hash(task_id) % len(self._ingest_locks)]:
                 self._ingest_task(task_id, rows.get(task_id), sorted(by_task.get(task_id, ()), key=_seq_of), answer)
         return answer
+
+    def ask_kernel_to_cancel(self, task_id: str) -> bool:
+        """A task a kernel runs and this process ingests: the kernel is asked to cancel it in the answer to
+        its next ingest (its records, or its lease renewed a quarter lease after the last). False for
+        any other task."""
+        lease = self._leases.get(task_id)
+        if lease is None or lease.final is not None:
+            return False
+        lease.cancel_asked = True
+        return True
 
     def _ingest_task(self, task_id: str, row: dict[str, Any] | None, mine: list[LogRecord],
                      answer: dict[str, Any]) -> None:
@@ -354,6 +372,8 @@ class Engine:
             row = None  # the final row came: anything else is the same row again (a retried batch)
         self._leases[task_id] = lease
         lease.seen = time.monotonic()
+        if lease.cancel_asked:
+            answer["cancel"].append(task_id)
         if fresh:
             repaired = [self._repaired(r) for r in fresh]  # before the lease moves: a failure here loses nothing
             append = self.buffer.append
@@ -419,6 +439,8 @@ class Engine:
             return _Lease(mode="new"), None
         if row is not None and (row.get("plugin") != info["plugin"] or row.get("created_at") != info["created_at"]):
             return None, f"task {task_id} is another task (plugin {info['plugin']!r}, created {info['created_at']})"
+        if row is not None and info.get("username") is not None and row.get("username") != info["username"]:
+            return None, f"task {task_id} was started by another user"
         last = self.logs(task_id, make_filter(order="desc", limit=1))
         lease = _Lease(last_seq=last[0].seq if last else 0, mode="claim")
         if info["status"] in ENDED:
@@ -454,19 +476,26 @@ class Engine:
         return None if state is None else state.result
 
     def tasks(self, status: str | list[str] | None = None, plugin: str | None = None,
-              limit: int = 100, before: str | None = None) -> list[Task]:
-        """Tasks, newest first (this process's and stored ones), optionally by status and plugin."""
-        return [Task(self, row["id"]) for row in self._task_rows(status, plugin, limit, before)]
+              limit: int = 100, before: str | None = None, user: str | None = None) -> list[Task]:
+        """Tasks, newest first (this process's and stored ones), optionally by status, plugin and the
+        user who started them."""
+        return [Task(self, row["id"]) for row in self._task_rows(status, plugin, limit, before, user)]
 
     def task_page(self, status: str | list[str] | None = None, plugin: str | None = None,
-                  limit: int = 100, before: str | None = None) -> dict[str, Any]:
-        """A page of tasks' rows as `GET tasks` answers it: {"tasks", "cursor"}, the cursor being the
-        `before` of the next page, or None on the last."""
-        rows = self._task_rows(status, plugin, limit, before)
-        return {"tasks": rows, "cursor": rows[-1]["id"] if len(rows) == limit else None}
+                  limit: int = 100, before: str | None = None, user: str | None = None) -> dict[str, Any]:
+        """A page of tasks' rows as `GET tasks` answers it: {"tasks", "cursor", "user", "others_visible"},
+        the cursor being the `before` of the next page (None on the last), "user" the name this
+        process's tasks are recorded under and "others_visible" whether other users' tasks are listed."""
+        rows = self._task_rows(status, plugin, limit, before, user)
+        return {"tasks": rows, "cursor": rows[-1]["id"] if len(rows) == limit else None, **self.control.whoami()}
+
+    @property
+    def username(self) -> str | None:
+        """Who the tasks started here are recorded as started by (unless run_task is told otherwise)."""
+        return self.control.whoami()["user"]
 
     def _task_rows(self, status: str | list[str] | None, plugin: str | None, limit: int,
-                   before: str | None) -> list[dict[str, Any]]:
+                   before: str | None, user: str | None = None) -> list[dict[str, Any]]:
         """Rows of one listing, newest first, each as it is now: a row this process holds newer than the
         database's (its own tasks, rows not yet written) replaces it, and drops out when it no longer
         matches (a task that ended is not RUNNING any more)."""
@@ -479,11 +508,11 @@ class Engine:
             newer = self.buffer.unwritten_tasks()
             newer.update((state.id, dict(state.row(), params=state.params)) for state in self.runner.states())
             # Newer rows may take listed ones out of the page: ask for that many more.
-            stored = self.store.list_tasks(statuses, plugin, before, limit + len(newer))
+            stored = self.store.list_tasks(statuses, plugin, before, limit + len(newer), user)
         rows = {row["id"]: row for row in stored}
         for task_id, row in newer.items():
             if (not statuses or row["status"] in statuses) and (not plugin or row["plugin"] == plugin) \
-                    and (before is None or task_id < before):
+                    and (before is None or task_id < before) and (user is None or row.get("username") == user):
                 rows[task_id] = row
             else:
                 rows.pop(task_id, None)
@@ -504,6 +533,8 @@ class Engine:
     def cancel(self, task_id: str) -> bool:
         state = self.runner.get(task_id)
         if state is None:
+            if self.ask_kernel_to_cancel(task_id):
+                return True
             info = self.task_info(task_id)
             if info["status"] not in ACTIVE:
                 return False
@@ -542,9 +573,10 @@ class Engine:
                 self.runner.forget(task_id)
             self.notify({"id": task_id, "deleted": True})
 
-    def cleanup(self, older_than: timedelta | str) -> list[str]:
-        """Delete finished tasks (and their logs) that ended more than `older_than` ago; returns their ids."""
-        ids = self.control.cleanup(parse_duration(older_than))
+    def cleanup(self, older_than: timedelta | str, user: str | None = None) -> list[str]:
+        """Delete finished tasks (and their logs) that ended more than `older_than` ago, only `user`'s if
+        given; returns their ids."""
+        ids = self.control.cleanup(parse_duration(older_than), user)
         if ids:
             log.info("nbtasklog: retention removed %d task(s) older than %s", len(ids), older_than)
         return ids
@@ -661,15 +693,8 @@ class Engine:
         return self.runner.get(task_id) is not None or task_id in self._leases
 
     def followed_elsewhere(self) -> list[str]:
-        """Active tasks read live here whose records another process makes (they reach this one by the store)."""
-        followed = []
-        for task_id in self._live.task_ids():
-            try:
-                if not self.owns(task_id) and not self.is_finished(task_id):
-                    followed.append(task_id)
-            except UnknownTaskError:  # deleted: its readers hear so
-                pass
-        return followed
+        """Tasks read live here whose records another process makes (they reach this one by the store)."""
+        return [task_id for task_id in self._live.task_ids() if not self.owns(task_id)]
 
     def makes_records_of(self, task_id: str) -> bool:
         """This process is making the records of an active task: it runs it, or ingests a kernel's."""

@@ -151,6 +151,10 @@ TASK_PAGE = 1000  # most task rows GET tasks answers at once
 INGEST_BODY_CAP = 16 * 1024 * 1024  # bytes per ingest request: well under the server's 64 MiB default
 
 
+def _identity_of(page: Mapping[str, Any]) -> dict[str, Any]:
+    return {"user": page.get("user"), "others_visible": bool(page.get("others_visible", True))}
+
+
 def _task_path(task_id: str, *rest: str) -> str:
     """The API path of a task (and what is under it), its id %-escaped whole: an id holding '/', '?',
     '#', '%' or a space is one path segment that names no other task and no other route."""
@@ -204,6 +208,8 @@ class RemoteStore:
         # What came over the WebSockets: "records", "connects", "lagging" (the server said a stream fell behind).
         self.socket_counts: Counter[str] = Counter()
         self.refused_records = 0  # records of this process the server would not take (their task had ended there)
+        self.on_cancel: Callable[[str], None] = lambda task_id: None  # a task running here was cancelled elsewhere
+        self._whoami: dict[str, Any] | None = None
 
     def reset(self) -> None:
         """Nothing to drop: every call is its own HTTP request."""
@@ -293,8 +299,11 @@ class RemoteStore:
             else:
                 raise
             return
-        for refusal in json.loads(answer).get("refused", ()):
+        answered = json.loads(answer)
+        for refusal in answered.get("refused", ()):
             self._refused(refusal.get("records", 0), f"task {refusal.get('task_id')}: {refusal.get('reason')}")
+        for task_id in answered.get("cancel", ()):
+            self.on_cancel(task_id)
 
     def _ingest_halves(self, rows: list[dict[str, Any]], table: pa.Table) -> None:
         half = table.num_rows // 2
@@ -351,19 +360,22 @@ class RemoteStore:
             raise
 
     def list_tasks(self, status: Iterable[str] | None = None, plugin: str | None = None,
-                   before_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+                   before_id: str | None = None, limit: int = 100, user: str | None = None) -> list[dict[str, Any]]:
         """Newest first, up to `limit` rows, walking the server's pages (at most TASK_PAGE rows each)."""
         params: dict[str, Any] = {}
         if status:
             params["status"] = ",".join(status)
         if plugin:
             params["plugin"] = plugin
+        if user is not None:
+            params["user"] = user
         rows: list[dict[str, Any]] = []
         cursor = before_id or None
         while len(rows) < limit:
             if cursor:
                 params["before"] = cursor
             page = self.connection.get_json("tasks", **params, limit=min(limit - len(rows), TASK_PAGE))
+            self._whoami = _identity_of(page)
             rows.extend(task_row_from_wire(t) for t in page["tasks"])
             cursor = page["cursor"]
             if cursor is None:
@@ -384,8 +396,16 @@ class RemoteStore:
                 deleted += 1
         return deleted
 
-    def cleanup(self, older_than: str) -> list[str]:
-        return self.connection.send_json("POST", "cleanup", {"older_than": older_than})["deleted"]
+    def cleanup(self, older_than: str, user: str | None = None) -> list[str]:
+        body = {"older_than": older_than} if user is None else {"older_than": older_than, "user": user}
+        return self.connection.send_json("POST", "cleanup", body)["deleted"]
+
+    def whoami(self) -> dict[str, Any]:
+        """Whom the server records this process's requests as ("user"), and whether it lists other users'
+        tasks to it ("others_visible"): the fields of its task list's answer, the last one read or a new one."""
+        if self._whoami is None:
+            self._whoami = _identity_of(self.connection.get_json("tasks", limit=1))
+        return self._whoami
 
     def load_settings(self) -> dict[str, str]:
         values = self.connection.get_json("settings")

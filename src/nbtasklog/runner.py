@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+import getpass
 import logging
 import queue
 import secrets
@@ -31,6 +32,15 @@ def new_task_id() -> str:
     return f"{time.time_ns() // 1000:013x}{secrets.token_hex(4)}"
 
 
+def os_username() -> str | None:
+    """Who runs this process, as the tasks it starts record it outside a Jupyter server; None when the
+    system cannot say (a container's uid without a passwd entry and no LOGNAME/USER)."""
+    try:
+        return getpass.getuser()[:255] or None
+    except (OSError, KeyError):
+        return None
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -46,6 +56,7 @@ class TaskState:
     plugin_params: dict[str, Any]  # what the plugin is called with: its own copy, as it was given
     emitter: TaskEmitter
     log_level: Level | None  # a per-task override of the task_log_level setting
+    username: str | None = None  # who started it
     status: str = "PENDING"
     created_at: datetime = field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -72,6 +83,7 @@ class TaskState:
             "progress_message": self.progress_message,
             "log_level": self.log_level.name if self.log_level is not None else None,
             "record_count": self.emitter.last_seq,
+            "username": self.username,
         }
 
 

@@ -253,9 +253,9 @@ class _Base(anywidget.AnyWidget):
         return {"name": f"{task_id}.{format}", "count": count}, [b"".join(chunks)]
 
     def _tasks(self, status: str | None = None, plugin: str | None = None, before: str | None = None,
-               limit: int = 100) -> dict[str, Any]:
-        """A page of tasks, as GET tasks answers it (Engine.task_page)."""
-        return self._engine.task_page(status or None, plugin or None, limit, before or None)
+               limit: int = 100, user: str | None = None) -> dict[str, Any]:
+        """A page of tasks, as GET tasks answers it (Engine.task_page); `user`: only that user's tasks."""
+        return self._engine.task_page(status or None, plugin or None, limit, before or None, user=user or None)
 
     def _plugins(self) -> list[dict[str, Any]]:
         return self._engine.plugins()

@@ -64,7 +64,8 @@ class Lab:
 
 @contextlib.contextmanager
 def serve_lab(base: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Lab]:
-    """A jupyter lab subprocess with nbtasklog in fresh Jupyter dirs under `base`; `args` add server options."""
+    """A jupyter lab subprocess with nbtasklog in fresh Jupyter dirs under `base`; `args` add server options,
+    which may name classes of the tests' own modules (tests/authorizers.py: `authorizers.NoSettingsWrite`)."""
     root = base / "root"
     root.mkdir()
     data = base / "data"
@@ -78,6 +79,8 @@ def serve_lab(base: Path, *args: str, env: dict[str, str] | None = None) -> Iter
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config), JUPYTER_DATA_DIR=str(base / "userdata"),
                JUPYTER_RUNTIME_DIR=str(base / "runtime"), IPYTHONDIR=str(base / "ipython"),
                JUPYTER_PATH=str(data), NBTASKLOG_DB=str(base / "logs.duckdb"), JUPYTER_PLATFORM_DIRS="1", **(env or {}))
+    support = str(Path(__file__).parents[1])  # tests/, for the classes `args` may name
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (support, env.get("PYTHONPATH")) if p)
     env.pop("NBTASKLOG_SERVER_URL", None)
     port = free_port()
     bin_dir = Path(sys.executable).parent

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -15,10 +13,7 @@ from .conftest import ARTIFACTS, _require, open_sidebar, serve_lab
 def readonly_lab(tmp_path_factory):
     """A server of its own: its authorizer denies `write` on `nbtasklog.settings` to every user."""
     _require()
-    support = str(Path(__file__).parents[1])  # tests/authorizers.py, importable by the server process
-    path = os.pathsep.join(p for p in (support, os.environ.get("PYTHONPATH")) if p)
-    with serve_lab(tmp_path_factory.mktemp("readonly-lab"), "--ServerApp.authorizer_class=authorizers.NoSettingsWrite",
-                   env={"PYTHONPATH": path}) as lab:
+    with serve_lab(tmp_path_factory.mktemp("readonly-lab"), "--ServerApp.authorizer_class=authorizers.NoSettingsWrite") as lab:
         yield lab
 
 

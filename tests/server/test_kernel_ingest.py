@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import TIMEOUT, off_loop
+from .conftest import TIMEOUT, off_loop, until
 
 
 @pytest.mark.parametrize("nbtasklog_config", [{"max_body_bytes": 200_000}])
@@ -99,3 +99,38 @@ async def test_a_record_the_server_refuses_is_dropped_alone_and_counted(api, jp_
     await off_loop(lambda: remote.write([row], table))
     assert remote.refused_records == 1
     assert await seqs(api, "kernel-bad-one") == [1, 2, 3, 4, 6, 7, 8, 9]
+
+
+async def test_a_kernels_task_is_cancelled_from_the_server(kernel_engine, api, engine):
+    """The sidebar's Cancel on a task a notebook runs in its kernel (a plugin defined there): the server
+    only ingests it, so it asks the kernel in the answer to the kernel's next ingest, and the kernel stops
+    it; the task ends CANCELLED everywhere with the records it made."""
+    import time
+
+    kernel = await kernel_engine()
+
+    def plugin(params, context):
+        i = 0
+        while True:
+            context.check_cancelled()
+            context.logger.info("step %d", i)
+            i += 1
+            time.sleep(0.01)
+
+    task = await off_loop(lambda: kernel.run_task(plugin))
+
+    async def ingested():
+        return (await api("tasks", task.id)).code == 200 and engine.makes_records_of(task.id)
+
+    await until(ingested, what="the kernel's task ingested")
+    answer = await api("tasks", task.id, "cancel", method="POST")
+    assert answer.code == 200 and answer.json()["cancelled"] is True, answer
+    assert await off_loop(task.wait, TIMEOUT) == "CANCELLED"
+
+    async def ended_on_the_server():
+        row = (await api("tasks", task.id)).json()
+        return row if row["status"] == "CANCELLED" else None
+
+    row = await until(ended_on_the_server, what="CANCELLED on the server")
+    stored = await off_loop(lambda: [r.seq for r in engine.logs(task.id)])
+    assert stored == list(range(1, row["record_count"] + 1)) and row["record_count"] > 2

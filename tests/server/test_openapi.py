@@ -94,7 +94,7 @@ def test_log_filter_parameters_documented(path):
 def test_task_list_parameters_documented():
     """GET tasks documents the query parameters it accepts."""
     names = {p["name"] for p in DOCUMENT["paths"]["/nbtasklog/api/tasks"]["get"]["parameters"] if p["in"] == "query"}
-    assert names == {"status", "plugin", "limit", "before"}
+    assert names == {"status", "plugin", "user", "limit", "before"}
 
 
 # ---- live answers match the documented schemas ------------------------------------------------------

@@ -601,7 +601,7 @@ async def test_ingest_arrow_batches(api):
     task_id = "kernel-task-1"
     body = ipc_stream([task_row(task_id)], kernel_records(task_id, 5))
     response = await api("ingest", method="POST", body=body, headers=ARROW)
-    assert response.code == 200 and response.json() == {"tasks": 1, "records": 5, "duplicates": 0, "refused": []}
+    assert response.code == 200 and response.json() == {"tasks": 1, "records": 5, "duplicates": 0, "refused": [], "cancel": []}
     row = (await api("tasks", task_id)).json()
     assert row["status"] == "RUNNING" and row["plugin"] == "notebook_fn" and row["params"] == {"a": 1}
     done = task_row(task_id, "SUCCESS", finished_at="2026-01-01T00:00:01+00:00", record_count=8)
@@ -614,7 +614,7 @@ async def test_ingest_arrow_batches(api):
     other = "kernel-task-1b"
     await api("ingest", method="POST", body=ipc_stream([task_row(other)], kernel_records(other, 2)), headers=ARROW)
     more = await api("ingest", method="POST", body=ipc_stream([], kernel_records(other, 1, first=3)), headers=ARROW)
-    assert more.json() == {"tasks": 0, "records": 1, "duplicates": 0, "refused": []}
+    assert more.json() == {"tasks": 0, "records": 1, "duplicates": 0, "refused": [], "cancel": []}
     assert await seqs(api, other) == [1, 2, 3]
 
 
@@ -625,12 +625,12 @@ async def test_ingest_only_appends_to_the_tasks_it_leases(api, engine):
     first = ipc_stream([task_row(task_id)], kernel_records(task_id, 5))
     await api("ingest", method="POST", body=first, headers=ARROW)
     again = await api("ingest", method="POST", body=first, headers=ARROW)  # the answer was lost: sent again
-    assert again.json() == {"tasks": 1, "records": 0, "duplicates": 5, "refused": []}
+    assert again.json() == {"tasks": 1, "records": 0, "duplicates": 5, "refused": [], "cancel": []}
     done = task_row(task_id, "SUCCESS", finished_at="2026-01-01T00:00:01+00:00", record_count=7)
     last = ipc_stream([done], kernel_records(task_id, 2, first=6))
     assert (await api("ingest", method="POST", body=last, headers=ARROW)).json()["records"] == 2
     retried = await api("ingest", method="POST", body=last, headers=ARROW)
-    assert retried.json() == {"tasks": 1, "records": 0, "duplicates": 2, "refused": []}
+    assert retried.json() == {"tasks": 1, "records": 0, "duplicates": 2, "refused": [], "cancel": []}
     late = await api("ingest", method="POST", body=ipc_stream([], kernel_records(task_id, 1, first=8)), headers=ARROW)
     assert late.json()["refused"] == [{"task_id": task_id, "reason": f"task {task_id} has ended with 7 records; no more can be added", "records": 1}]
     failed = task_row(task_id, "FAILED", finished_at="2026-01-01T00:00:02+00:00")
@@ -748,7 +748,7 @@ async def test_ingest_refuses_records_the_database_would_refuse_and_a_retry_stil
     refused = await api("ingest", method="POST", body=ipc_stream([task_row(task_id)], table=table), headers=ARROW)
     assert_error(refused, 400, "source")
     retried = await api("ingest", method="POST", body=ipc_stream([task_row(task_id)], good), headers=ARROW)
-    assert retried.json() == {"tasks": 1, "records": 3, "duplicates": 0, "refused": []}
+    assert retried.json() == {"tasks": 1, "records": 3, "duplicates": 0, "refused": [], "cancel": []}
 
 
 async def test_ingest_takes_what_an_ended_task_still_lacks_and_refuses_the_rest(api):

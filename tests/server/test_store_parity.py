@@ -24,6 +24,7 @@ from nbtasklog.filter import LogFilter, make_filter
 from nbtasklog.levels import Level
 from nbtasklog.record import LogRecord, datetime_to_us, metadata_to_json
 from nbtasklog.remote import RemoteStore, ServerConnection
+from nbtasklog.runner import os_username
 from nbtasklog.settings import Settings, parse_settings
 from nbtasklog.store.buffer import WriteBuffer
 from nbtasklog.store.interface import LogStore
@@ -138,7 +139,10 @@ def task_row(plugin: str, status: str, created: datetime, records: int = 0, **fi
            "status": status, "created_at": created, "started_at": created + timedelta(seconds=1),
            "finished_at": None if status in ("PENDING", "RUNNING") else created + timedelta(minutes=3),
            "error": None, "progress": None if status == "PENDING" else 1.0, "progress_message": None,
-           "log_level": None, "record_count": records}
+           "log_level": None, "record_count": records,
+           # The server records a kernel's task as the user it knows the request as: behind its own token
+           # login, the user it runs as.
+           "username": os_username()}
     row.update(fields)
     return row
 
@@ -294,6 +298,8 @@ LISTINGS = [
     {"plugin": "nobody"},
     {"limit": 1},
     {"limit": 0},
+    {"user": os_username()},
+    {"user": "somebody-else"},
 ]
 
 

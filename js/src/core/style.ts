@@ -64,6 +64,10 @@ mark.ntl-match { background: #fff8c5; color: inherit; } mark.ntl-match-current {
 @container (max-width: 420px) { .ntl-col-started { display: none; } }
 .ntl-panel h3 { margin: 6px 0 2px; font-size: 13px; }
 .ntl-task-filters { display: flex; flex-wrap: wrap; gap: 4px; margin: 2px 0 4px; } .ntl-task-filters select { min-width: 0; max-width: 100%; }
+.ntl-whose { display: flex; flex-wrap: wrap; align-items: center; gap: 2px 8px; } .ntl-whose[hidden] { display: none; }
+.ntl-whose label { display: inline-flex; align-items: center; gap: 3px; white-space: nowrap; cursor: pointer; } .ntl-panel .ntl-whose input { margin: 0; padding: 0; }
+.ntl-whose input:focus-visible { outline: 2px solid #0969da; outline-offset: 1px; }
+.ntl-task-user { display: block; overflow: hidden; text-overflow: ellipsis; color: var(--ntl-muted); font-size: 11px; }
 .ntl-task-table { width: 100%; border-collapse: collapse; font-size: 12px; } .ntl-task-table th, .ntl-task-table td { text-align: left; padding: 2px 4px; border-bottom: 1px solid var(--ntl-border); white-space: nowrap; }
 .ntl-task-table tr[aria-selected="true"] { background: var(--jp-brand-color3, #ddf4ff); } .ntl-task-table tbody tr { cursor: pointer; }
 .ntl-form { display: grid; grid-template-columns: auto 1fr; gap: 4px 8px; align-items: center; }

@@ -1,7 +1,7 @@
 /**
- * The task list: a page of tasks by status and plugin asked of the TaskService (older pages by a
- * keyset cursor), live changes kept within its filters, cancel and delete, and the form that starts
- * a plugin above it. The JupyterLab sidebar and the TaskList widget mount it.
+ * The task list: a page of tasks by status, plugin and whose they are asked of the TaskService (older
+ * pages by a keyset cursor), live changes kept within its filters, who ran each task, cancel and
+ * delete, and the form that starts a plugin above it. The JupyterLab sidebar and the TaskList widget mount it.
  */
 import { button, duration, el, errorText, option, seconds, showNote } from './format';
 import { StartForm } from './start-form';
@@ -13,6 +13,19 @@ function localStart(iso: string | null | undefined): string {
   if (!iso) return '';
   const d = new Date(iso);
   return d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+let radioGroups = 0; // each list's radios get a group name of their own (a page can hold several lists)
+
+/** A radio button of group `name`, named by the label around it. */
+function radio(doc: Document, name: string, text: string, checked: boolean): [HTMLLabelElement, HTMLInputElement] {
+  const input = el(doc, 'input');
+  input.type = 'radio';
+  input.name = name;
+  input.checked = checked;
+  const label = el(doc, 'label');
+  label.append(input, doc.createTextNode(text));
+  return [label, input];
 }
 
 export interface TaskListOptions {
@@ -32,6 +45,14 @@ export class TaskListPanel {
   private note: HTMLElement;
   private statusFilter: HTMLSelectElement;
   private pluginFilter: HTMLSelectElement;
+  /** "My tasks" / "All tasks": offered when the server names the user and lists others' tasks too. */
+  private whose: HTMLElement;
+  private mine: HTMLInputElement;
+  private everyone: HTMLInputElement;
+  /** From the latest answer: the asking user's name as task rows record it (null: unknown)... */
+  private user: string | null = null;
+  /** ...and whether other users' tasks are listed to them (if not, the list holds only theirs). */
+  private othersVisible = true;
   private older: HTMLButtonElement;
   /** The next page's cursor (null: every matching task is in the list). */
   private cursor: string | null = null;
@@ -59,8 +80,16 @@ export class TaskListPanel {
     this.pluginFilter = el(d, 'select');
     this.pluginFilter.setAttribute('aria-label', 'Tasks of plugin');
     this.pluginFilter.append(option(d, 'All plugins', ''));
-    for (const select of [this.statusFilter, this.pluginFilter]) select.addEventListener('change', () => void this.load(), { signal: this.abort.signal });
-    filters.append(this.statusFilter, this.pluginFilter);
+    this.whose = el(d, 'div', 'ntl-whose');
+    this.whose.setAttribute('role', 'radiogroup');
+    this.whose.setAttribute('aria-label', 'Whose tasks');
+    this.whose.hidden = true; // until an answer says who asks
+    const group = `ntl-whose-${++radioGroups}`;
+    const [mine, everyone] = [radio(d, group, 'My tasks', false), radio(d, group, 'All tasks', true)];
+    [this.mine, this.everyone] = [mine[1], everyone[1]];
+    this.whose.append(mine[0], everyone[0]);
+    for (const control of [this.statusFilter, this.pluginFilter, this.mine, this.everyone]) control.addEventListener('change', () => void this.load(), { signal: this.abort.signal });
+    filters.append(this.statusFilter, this.pluginFilter, this.whose);
     this.root.appendChild(filters);
     void service.plugins().then((plugins) => this.addPluginNames(plugins.map((p) => p.name)), () => undefined);
     const table = el(d, 'table', 'ntl-task-table');
@@ -83,7 +112,8 @@ export class TaskListPanel {
 
   /** The filters chosen above the list. */
   query(): TaskQuery {
-    return { status: this.statusFilter.value || undefined, plugin: this.pluginFilter.value || undefined, limit: PAGE };
+    const user = this.mine.checked && this.user !== null ? this.user : undefined;
+    return { status: this.statusFilter.value || undefined, plugin: this.pluginFilter.value || undefined, user, limit: PAGE };
   }
 
   /**
@@ -98,6 +128,7 @@ export class TaskListPanel {
       if (before === undefined) this.tasks = new Map();
       for (const t of page.tasks) if (!this.tasks.has(t.id)) this.tasks.set(t.id, t);
       this.cursor = page.cursor;
+      this.offerWhose(page.user ?? null, page.others_visible !== false);
       this.addPluginNames(page.tasks.map((t) => t.plugin));
       this.render();
     } catch (error) {
@@ -105,9 +136,25 @@ export class TaskListPanel {
     }
   }
 
+  /**
+   * "My tasks" / "All tasks" only for a user the server names and shows others' tasks; without the
+   * choice the list shows all the tasks it is given ("All tasks").
+   */
+  private offerWhose(user: string | null, othersVisible: boolean): void {
+    this.user = user;
+    this.othersVisible = othersVisible;
+    const offered = user !== null && othersVisible;
+    this.whose.hidden = !offered;
+    if (offered || !this.mine.checked) return;
+    this.everyone.checked = true;
+    if (othersVisible) void this.load(); // the page held one user's tasks (with others hidden it still does)
+  }
+
   private matches(task: TaskInfo): boolean {
-    const { status, plugin } = this.query();
-    return (!status || task.status === status) && (!plugin || task.plugin === plugin);
+    const { status, plugin, user } = this.query();
+    // Without "My tasks", a user the server shows only their own tasks still gets only theirs.
+    const owner = user ?? (this.othersVisible ? undefined : this.user ?? undefined);
+    return (!status || task.status === status) && (!plugin || task.plugin === plugin) && (owner === undefined || task.username === owner);
   }
 
   /** Plugin names for the filter: the registered ones and any a task ran (a notebook's own, say). */
@@ -152,7 +199,8 @@ export class TaskListPanel {
         tr.dataset.id = t.id;
         tr.tabIndex = 0;
         tr.setAttribute('aria-selected', String(t.id === this.selected));
-        tr.setAttribute('aria-label', `Task ${t.plugin} ${t.status}`);
+        const by = t.username === null || t.username === undefined ? '' : `by ${t.username}`;
+        tr.setAttribute('aria-label', `Task ${t.plugin} ${t.status}${by && ` ${by}`}`);
         const status = el(d, 'td', `ntl-status ntl-status-${t.status}`, t.status);
         const started = el(d, 'td', 'ntl-col-started', localStart(t.started_at ?? t.created_at));
         const took = el(d, 'td', 'ntl-took');
@@ -178,7 +226,10 @@ export class TaskListPanel {
             this.remove(t.id);
           }), signal));
         }
-        tr.append(status, el(d, 'td', undefined, t.plugin), started, took, progress, actions);
+        // Who ran it, under the plugin's name: the narrow sidebar has no room for a column of its own.
+        const plugin = el(d, 'td', undefined, t.plugin);
+        if (by) plugin.append(d.createTextNode(' '), el(d, 'span', 'ntl-task-user', by));
+        tr.append(status, plugin, started, took, progress, actions);
         tr.addEventListener('click', (e) => !(e.target as HTMLElement).closest('button') && this.select(t.id), { signal });
         tr.addEventListener('keydown', (e) => {
           if (e.target !== tr) return;
@@ -190,7 +241,7 @@ export class TaskListPanel {
       }),
     );
     this.older.hidden = this.cursor === null;
-    const filtered = Boolean(this.statusFilter.value || this.pluginFilter.value);
+    const filtered = Boolean(this.statusFilter.value || this.pluginFilter.value || this.query().user);
     const empty = filtered ? 'No task matches the filters.' : 'No tasks yet.';
     if (!rows.length) this.say(empty);
     else if (this.note.textContent === 'No tasks yet.' || this.note.textContent === 'No task matches the filters.') this.say('');

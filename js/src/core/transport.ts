@@ -45,10 +45,12 @@ export interface SettingsInfo {
 }
 
 /** The task list, starting tasks and the settings (sidebar and the TaskList/SettingsPanel widgets). */
-/** Which tasks a list shows: by status and plugin, the page before task id `before`. */
+/** Which tasks a list shows: by status, plugin and who started them, the page before task id `before`. */
 export interface TaskQuery {
   status?: string;
   plugin?: string;
+  /** Only the tasks this user started (exact match with TaskInfo.username). */
+  user?: string;
   before?: string;
   limit?: number;
 }
@@ -56,6 +58,10 @@ export interface TaskQuery {
 export interface TaskPage {
   tasks: TaskInfo[];
   cursor: string | null;
+  /** The asking user's name as task rows record it (compare TaskInfo.username with it); null: unknown. */
+  user: string | null;
+  /** False when this user may not see other users' tasks: the page then holds only theirs. */
+  others_visible: boolean;
 }
 
 export interface TaskService {

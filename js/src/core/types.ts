@@ -24,6 +24,8 @@ export interface TaskInfo {
   progress?: number | null;
   progress_message?: string | null;
   record_count?: number | null;
+  /** Who started the task (null: a task from before the store recorded it). */
+  username?: string | null;
   [key: string]: unknown;
 }
 

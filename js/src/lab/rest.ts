@@ -103,7 +103,7 @@ export class RestTransport implements ViewerTransport, TaskService {
 
   listTasks(query: TaskQuery = {}): Promise<TaskPage> {
     const params: Record<string, string> = { limit: String(query.limit ?? 100) };
-    for (const key of ['status', 'plugin', 'before'] as const) if (query[key]) params[key] = query[key]!;
+    for (const key of ['status', 'plugin', 'user', 'before'] as const) if (query[key]) params[key] = query[key]!;
     return this.request<TaskPage>('tasks', {}, params);
   }
 

@@ -2,7 +2,7 @@
 
     nbtasklog demo                                   the example backup task, live, then a filtered view
     nbtasklog run PLUGIN [-p key=value ...] [--follow]
-    nbtasklog tasks [--status S] [--plugin P] [--limit N] [--format text|jsonl]
+    nbtasklog tasks [--status S] [--plugin P] [--user U] [--limit N] [--format text|jsonl]
     nbtasklog logs TASK [--level L] [--source a,b] [--search TEXT] [--meta key=value ...]
                         [--after SEQ] [--limit N | --tail N] [--follow] [--format text|jsonl]
     nbtasklog delete TASK | cleanup --older-than 30d | settings [...] | sql "SELECT ..." | plugins | health

@@ -38,7 +38,7 @@ def cmd_tasks(args: argparse.Namespace, session: Session) -> int:
     statuses = [s.strip().upper() for s in args.status.split(",") if s.strip()] if args.status else None
     engine = session.engine()
     try:
-        infos = engine.task_page(status=statuses, plugin=args.plugin, limit=args.limit)["tasks"]
+        infos = engine.task_page(status=statuses, plugin=args.plugin, limit=args.limit, user=args.user)["tasks"]
     except ValueError as error:
         raise CLIError(f"{error} (statuses: PENDING, RUNNING, SUCCESS, FAILED, CANCELLED, INTERRUPTED)") from None
     if args.format == "jsonl":
@@ -46,11 +46,13 @@ def cmd_tasks(args: argparse.Namespace, session: Session) -> int:
             out(json.dumps(dict(info, duration=task_duration(info)), ensure_ascii=False, default=json_default))
         return OK
     if not infos:
-        out("No tasks." if statuses or args.plugin else f"No tasks yet. Try: {session.command_hint('demo')}")
+        out("No tasks." if statuses or args.plugin or args.user
+            else f"No tasks yet. Try: {session.command_hint('demo')}")
         return OK
     rows = [[info["id"], info["plugin"], info["status"], local_time(info["created_at"]),
-             human_duration(task_duration(info)), str(info.get("record_count") or 0)] for info in infos]
-    table(["ID", "PLUGIN", "STATUS", "CREATED", "DURATION", "RECORDS"], rows,
+             human_duration(task_duration(info)), str(info.get("record_count") or 0), info.get("username") or "-"]
+            for info in infos]
+    table(["ID", "PLUGIN", "STATUS", "CREATED", "DURATION", "RECORDS", "USER"], rows,
           paint={2: lambda cell, width: session.colours.status(cell, width),
                  5: lambda cell, width: cell.rjust(width)})
     if len(infos) == args.limit:
@@ -114,7 +116,7 @@ def cmd_cleanup(args: argparse.Namespace, session: Session) -> int:
         duration = parse_duration(args.older_than)
     except ValueError as error:
         raise CLIError(f"--older-than: {error}") from None
-    removed = session.engine().cleanup(duration)
+    removed = session.engine().cleanup(duration, args.user)
     out(f"Removed {len(removed)} finished task{'s' * (len(removed) != 1)} (with their logs) "
         f"that ended more than {args.older_than} ago.")
     return OK

@@ -93,6 +93,7 @@ def build_parser() -> _Parser:
     p = command("tasks", commands.cmd_tasks, "list tasks, newest first")
     p.add_argument("--status", help="only these statuses (comma-separated: SUCCESS,FAILED,...)")
     p.add_argument("--plugin", help="only tasks of this plugin")
+    p.add_argument("--user", help="only tasks this user started")
     p.add_argument("--limit", type=_positive, default=50, help="at most N tasks (default 50)")
     p.add_argument("--format", choices=("text", "jsonl"), default="text")
 
@@ -116,6 +117,7 @@ def build_parser() -> _Parser:
 
     p = command("cleanup", commands.cmd_cleanup, "delete finished tasks (and their logs) older than a duration")
     p.add_argument("--older-than", required=True, metavar="DURATION", help="e.g. 30d, 12h, 15m, 45s, 1w")
+    p.add_argument("--user", help="only tasks this user started")
 
     p = command("settings", commands.cmd_settings, "show the logging settings, or change them (effective at once)")
     p.add_argument("--log-level", metavar="LEVEL", help="nbtasklog's own application log level")

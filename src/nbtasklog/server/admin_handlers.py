@@ -40,6 +40,7 @@ class SettingsHandler(BaseHandler):
 
 
 class SQLHandler(BaseHandler):
+    auth_resource = "nbtasklog.sql"  # analyst SQL reads every user's tasks: a shared store may keep it to a few
     @web.authenticated
     @authorized("read")
     async def post(self) -> None:

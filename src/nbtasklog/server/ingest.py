@@ -16,9 +16,10 @@ from ..statuses import STATUSES
 from ..store.store import LOG_ARROW_SCHEMA, arrow_to_records
 from ..wire import task_row_from_wire
 from .rest import TASK_ID_PATTERN, BaseHandler, strict_json
+from .users import request_username
 
 TASK_COLUMNS = {"id", "plugin", "params", "status", "created_at", "started_at", "finished_at", "error",
-                "progress", "progress_message", "log_level", "record_count"}
+                "progress", "progress_message", "log_level", "record_count", "username"}
 
 
 class IngestHandler(BaseHandler):
@@ -37,7 +38,9 @@ class IngestHandler(BaseHandler):
             raise web.HTTPError(400, f"body must be an Arrow IPC stream of log records: {error}") from None
         if not isinstance(rows, list):
             raise web.HTTPError(400, "the task rows must be a JSON list")
-        task_rows = [_task_row(row) for row in rows]
+        # Who started a kernel's task is whom the server knows its requests as, not what the kernel says.
+        username = request_username(self)
+        task_rows = [dict(_task_row(row), username=username) for row in rows]
         try:
             table = table.select(list(LOG_ARROW_SCHEMA.names)).cast(LOG_ARROW_SCHEMA)
         except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError, IndexError) as error:
@@ -61,7 +64,7 @@ def _task_row(row: Any) -> dict[str, Any]:
         raise web.HTTPError(400, f"unknown task field(s): {', '.join(sorted(unknown))}")
     if row.get("status") not in STATUSES:
         raise web.HTTPError(400, f"task status must be one of {', '.join(sorted(STATUSES))}")
-    for key in ("error", "progress_message"):
+    for key in ("error", "progress_message", "username"):
         if not isinstance(row.get(key), (str, type(None))):
             raise web.HTTPError(400, f"{key} must be text or null")
     if row.get("log_level") not in (None, *LEVEL_NAMES):

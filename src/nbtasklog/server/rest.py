@@ -18,6 +18,7 @@ from ..filter import FilterError, LogFilter, from_params
 from ..wire import dumps
 from .errors import allowed_methods, error_status
 from .services import Services
+from .users import is_theirs, may_others, refusal
 
 TASK_ID_PATTERN = "[A-Za-z0-9_-]{1,64}"  # openapi.json's task_id pattern is this one, anchored (a test keeps them equal)
 DEFAULT_LOG_LIMIT = 1000
@@ -78,6 +79,14 @@ class BaseHandler(APIHandler):
             if status >= 500:
                 self.log.error("nbtasklog: %s %s failed: %r", self.request.method, self.request.path, error)
             raise web.HTTPError(status, message) from None
+
+    async def check_task(self, task_id: str, action: str = "read") -> None:
+        """Refuse (403) a task another user started unless the authorizer allows `action` on other users'
+        tasks; an unknown task is a 404."""
+        if await may_others(self, action):
+            return
+        if is_theirs(self, await self.call(self.engine.task_info, task_id)):
+            raise refusal(task_id, action)
 
     def query_value(self, name: str) -> str:
         """The last value of a query parameter as sent, "" when absent: an empty value is the parameter

@@ -41,6 +41,7 @@ from .errors import INTERNAL_ERROR, allowed_methods, close_code, error_status
 from .live_window import LiveWindow, records_message
 from .rest import filter_from_query
 from .services import Services
+from .users import may_others, refusal, request_username
 
 STATUS_COALESCE = 0.1  # seconds: progress changes are sent at most this often per socket
 
@@ -56,6 +57,12 @@ class _AuthorizedSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
         authorized = await ensure_async(self.authorizer.is_authorized(self, self.current_user, "read", self.auth_resource))
         if not authorized:
             raise web.HTTPError(403)
+        self.username = request_username(self)
+        self.others_visible = await may_others(self, "read")
+
+    def may_read(self, row: dict[str, Any]) -> bool:
+        """A task this socket's user may read: theirs, or any when the authorizer allows other users' tasks."""
+        return self.others_visible or row.get("username") == self.username
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
@@ -125,9 +132,12 @@ class LogStreamHandler(_AuthorizedSocket):
     async def _run(self, flt: LogFilter) -> None:
         engine = self.services.engine
         try:
-            await self.services.run(engine.task_info, self.task_id)
+            info = await self.services.run(engine.task_info, self.task_id)
         except UnknownTaskError as error:
             self.close(4404, str(error)[:120])
+            return
+        if not self.may_read(info):
+            self.close(close_code(403), refusal(self.task_id, "read").log_message[:120])
             return
         flt = flt.with_limit(None)
         try:
@@ -299,6 +309,8 @@ class TaskListStreamHandler(_AuthorizedSocket):
         self.last_sent = time.monotonic()
         due, self.due = self.due, {}
         for row in due.values():
+            if not row.get("deleted") and not self.may_read(row):
+                continue
             message = {"type": "deleted", "id": row["id"]} if row.get("deleted") else {"type": "task", "task": row}
             try:
                 self.send(message)

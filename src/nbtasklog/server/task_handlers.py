@@ -14,6 +14,7 @@ from ..engine import parse_duration
 from ..statuses import STATUSES
 from .export import EXPORT_WRITERS, MEDIA_TYPES, log_pages
 from .rest import DEFAULT_LOG_LIMIT, BaseHandler, always_allowed, check_level_names
+from .users import OTHERS, may_others, request_username
 
 # POST cleanup's older_than, as openapi.json has it: checked here, since parse_duration also reads " 30D ".
 DURATION_PATTERN = r"[0-9]+(\.[0-9]+)?[smhdw]"
@@ -31,9 +32,9 @@ class TasksHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        unknown = {a for a in self.request.arguments if not always_allowed(a)} - {"status", "plugin", "limit", "before"}
+        unknown = {a for a in self.request.arguments if not always_allowed(a)} - {"status", "plugin", "user", "limit", "before"}
         if unknown:  # a misspelt filter must not silently list every task
-            raise web.HTTPError(400, f"unknown query parameter {sorted(unknown)[0]!r}: use status, plugin, limit, before")
+            raise web.HTTPError(400, f"unknown query parameter {sorted(unknown)[0]!r}: use status, plugin, user, limit, before")
         status = self.query_value("status")
         statuses = status.upper().split(",") if status else None
         unknown = [s for s in statuses or () if s not in STATUSES]
@@ -45,7 +46,15 @@ class TasksHandler(BaseHandler):
         limit = int(limit_text)
         plugin = self.query_value("plugin") or None
         before = self.query_value("before") or None
-        self.send(await self.call(self.engine.task_page, statuses, plugin, limit, before))
+        me = request_username(self)
+        user = self.query_value("user") or None
+        others_visible = await may_others(self, "read")
+        if not others_visible:
+            if user is not None and user != me:
+                raise web.HTTPError(403, f"listing other users' tasks needs read permission on {OTHERS}")
+            user = me
+        page = await self.call(self.engine.task_page, statuses, plugin, limit, before, user)
+        self.send(dict(page, user=me, others_visible=others_visible))
 
     @web.authenticated
     @authorized
@@ -59,8 +68,11 @@ class TasksHandler(BaseHandler):
             raise web.HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}: use plugin, params, log_level")
         check_level_names(body, "log_level", nullable=True)
 
+        username = request_username(self)
+
         def start() -> dict[str, Any]:
-            return self.engine.run_task(plugin, body.get("params"), log_level=body.get("log_level")).info()
+            return self.engine.run_task(plugin, body.get("params"), log_level=body.get("log_level"),
+                                        username=username).info()
 
         self.send(await self.call(start), status=201)
 
@@ -69,11 +81,13 @@ class TaskHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
+        await self.check_task(task_id)
         self.send(await self.call(self.engine.task_info, task_id))
 
     @web.authenticated
     @authorized
     async def delete(self, task_id: str) -> None:
+        await self.check_task(task_id, "write")
         await self.call(self.engine.delete_task, task_id)
         self.set_status(204)
         self.finish()
@@ -83,6 +97,7 @@ class CancelHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def post(self, task_id: str) -> None:
+        await self.check_task(task_id, "write")
         cancelled = await self.call(self.engine.cancel, task_id)
         self.send({"cancelled": cancelled, "task": await self.call(self.engine.task_info, task_id)})
 
@@ -91,14 +106,26 @@ class CleanupHandler(BaseHandler):
     @web.authenticated
     @authorized("write")
     async def post(self) -> None:
-        older_than = self.body_json().get("older_than")
+        body = self.body_json()
+        unknown = set(body) - {"older_than", "user"}
+        if unknown:
+            raise web.HTTPError(400, f"unknown field(s) {', '.join(sorted(unknown))}: use older_than, user")
+        older_than = body.get("older_than")
+        user = body.get("user")
+        if "user" in body and (not isinstance(user, str) or not user):
+            raise web.HTTPError(400, "user must be a user's name (text), or left out for every user's")
+        if not await may_others(self, "write"):
+            me = request_username(self)
+            if user is not None and user != me:
+                raise web.HTTPError(403, f"cleaning up other users' tasks needs write permission on {OTHERS}")
+            user = me
         if not isinstance(older_than, str) or not re.fullmatch(DURATION_PATTERN, older_than):
             raise web.HTTPError(400, f'give older_than as a duration, a number and a unit of s, m, h, d or w: {{"older_than": "30d"}}, not {older_than!r}'[:300])
         try:
             age = min(parse_duration(older_than), OLDEST_AGE)
         except OverflowError:  # more than a timedelta holds: older than anything stored
             age = OLDEST_AGE
-        self.send({"deleted": await self.call(self.engine.cleanup, age)})
+        self.send({"deleted": await self.call(self.engine.cleanup, age, user)})
 
 
 class LogsHandler(BaseHandler):
@@ -106,6 +133,7 @@ class LogsHandler(BaseHandler):
     @authorized
     async def get(self, task_id: str) -> None:
         flt = self.log_filter()
+        await self.check_task(task_id)
         records = await self.call(self.engine.logs, task_id, flt)
         limit = flt.limit or DEFAULT_LOG_LIMIT
         self.send({
@@ -120,6 +148,7 @@ class StatsHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
+        await self.check_task(task_id)
         self.send(await self.call(self.engine.stats, task_id))
 
 
@@ -133,6 +162,7 @@ class ExportHandler(BaseHandler):
         if fmt not in MEDIA_TYPES:
             raise web.HTTPError(400, f"format must be one of {', '.join(MEDIA_TYPES)}, not {fmt!r}")
         flt = self.log_filter(default_limit=None, extra={"format"})
+        await self.check_task(task_id)
         await self.call(self.engine.task_info, task_id)  # 404 before any byte is sent
         self.set_header("Content-Type", MEDIA_TYPES[fmt])
         self.set_header("Content-Disposition", f'attachment; filename="task-{task_id}.{fmt}"')

@@ -66,6 +66,7 @@ tasks = Table(
     Column("progress_message", Text),
     Column("log_level", String(16)),
     Column("record_count", BigInteger),
+    Column("username", String(255)),  # who started it: the Jupyter user, or the OS user outside a server
     Column("owner", String(64)),  # the instance running it (instances.id) while it is active
     Column("heartbeat_at", DateTime(timezone=True)),  # its owner's last sign of life, by the database's clock
     Column("cancel_requested_at", DateTime(timezone=True)),  # another process asked its owner to cancel it

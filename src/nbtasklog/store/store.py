@@ -138,6 +138,8 @@ class Store:
         engine = create_engine(self.url, **kwargs)
         if self.is_duckdb:
             event.listen(engine, "connect", _quiet_duckdb_connection)
+        elif engine.dialect.driver == "psycopg":
+            event.listen(engine, "connect", _nul_free_parameters)
         try:
             with engine.begin() as conn:
                 migrate.upgrade(conn)
@@ -279,11 +281,13 @@ class Store:
                 events.announce(conn, origin, deleted=task_ids)
             return count
 
-    def finished_before(self, cutoff: datetime) -> list[str]:
-        """Ids of finished tasks that ended before `cutoff` (the retention candidates)."""
+    def finished_before(self, cutoff: datetime, user: str | None = None) -> list[str]:
+        """Ids of finished tasks that ended before `cutoff` (the retention candidates), only `user`'s if given."""
         query = select(tasks.c.id).where(
             and_(tasks.c.status.in_(FINISHED), func.coalesce(tasks.c.finished_at, tasks.c.created_at) < cutoff)
         )
+        if user is not None:
+            query = query.where(tasks.c.username == user)
         with self.engine.connect() as conn:
             return [row[0] for row in conn.execute(query)]
 
@@ -405,10 +409,19 @@ class Store:
                     keys.update(json.loads(text) if isinstance(text, str) else text)
         return {"levels": levels, "sources": sources, "metadata_keys": sorted(keys)}
 
-    def existing_tasks(self, task_ids: list[str]) -> set[str]:
+    def existing_tasks(self, task_ids: Iterable[str]) -> set[str]:
         """Which of these tasks the store has."""
         with self.engine.connect() as conn:
-            return {row[0] for row in conn.execute(select(tasks.c.id).where(tasks.c.id.in_(task_ids)))}
+            return _existing_tasks(conn, task_ids)
+
+    def get_tasks(self, task_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """The rows of those of these tasks the store has, by id: one query for many notices."""
+        ids = list(task_ids)
+        if not ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*TASK_COLUMNS).where(tasks.c.id.in_(ids))).mappings()
+            return {row["id"]: _task_row(row) for row in rows}
 
     def get_task(self, task_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -421,9 +434,13 @@ class Store:
         plugin: str | None = None,
         before_id: str | None = None,
         limit: int = 100,
+        user: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Newest first; `before_id` is the keyset cursor (ids grow with creation time)."""
+        """Newest first; `before_id` is the keyset cursor (ids grow with creation time); `user`: only the
+        tasks that user started."""
         query = select(*TASK_COLUMNS).order_by(tasks.c.id.desc()).limit(limit)
+        if user is not None:
+            query = query.where(tasks.c.username == user)
         if status:
             query = query.where(tasks.c.status.in_(list(status)))
         if plugin:
@@ -967,6 +984,10 @@ def _write_task_row(conn: Any, row: Mapping[str, Any], mode: str | None) -> bool
     return conn.execute(statement.returning(tasks.c.id)).first() is not None
 
 
+def _existing_tasks(conn: Any, task_ids: Iterable[str]) -> set[str]:
+    return {row[0] for row in conn.execute(select(tasks.c.id).where(tasks.c.id.in_(list(task_ids))))}
+
+
 def _copy_postgresql(conn: Any, batch: pa.Table) -> None:
     """Append a batch by COPY, left out the records of tasks without a row (deleted meanwhile) and those whose
     (task_id, seq) is stored already (a replay; a retry whose first try committed), which the unique key
@@ -976,9 +997,9 @@ def _copy_postgresql(conn: Any, batch: pa.Table) -> None:
     import psycopg
 
     ids = pc.unique(batch.column("task_id"))
-    with_row = [row[0] for row in conn.execute(select(tasks.c.id).where(tasks.c.id.in_(ids.to_pylist())))]
+    with_row = _existing_tasks(conn, ids.to_pylist())
     if len(with_row) < len(ids):
-        batch = batch.filter(pc.is_in(batch.column("task_id"), value_set=pa.array(with_row, pa.string())))
+        batch = batch.filter(pc.is_in(batch.column("task_id"), value_set=pa.array(list(with_row), pa.string())))
         if not batch.num_rows:
             return
     data = pa.BufferOutputStream()
@@ -1026,6 +1047,18 @@ def _quiet_duckdb_connection(dbapi_connection: Any, _record: Any) -> None:
     # DuckDB draws a progress bar (an ipywidget in a kernel) into whichever cell is running when a
     # statement takes over 2 s, a background flush included; the option is per connection.
     dbapi_connection.execute("SET enable_progress_bar = false")
+
+
+def _nul_free_parameters(dbapi_connection: Any, _record: Any) -> None:
+    """PostgreSQL's text holds no NUL and refuses a query parameter with one (a reader's search, source or
+    user, typed into a URL): on this store a NUL means the U+FFFD it was stored as, in every parameter."""
+    from psycopg.types.string import StrDumperUnknown  # the dumper psycopg gives str (the server infers the type)
+
+    class NulFreeStrDumper(StrDumperUnknown):
+        def dump(self, obj: str) -> Any:
+            return super().dump(_text_without_nul(obj))
+
+    dbapi_connection.adapters.register_dumper(str, NulFreeStrDumper)
 
 
 def _duckdb(conn: Any) -> Any:
