@@ -47,6 +47,10 @@ ROWS = [
                 "NaN, huge ints) through every face", ["cases", "faces"], "lost"),
     ("model", "Model-based runs: tasks, readers coming and going, filter changes, flushes, disk full, restarts",
      ["examples", "steps", "records", "readers", "disk_full", "restarts"], "violations"),
+    ("model_owners", "Model-based runs of two servers on one PostgreSQL: tasks, live followers on the other, cancels "
+                     "and deletes from either, settings changes", ["examples", "steps", "records", "followers",
+                                                                  "followed_records", "cancels_by_other",
+                                                                  "deletes_by_other", "settings"], "violations"),
     ("faults", "Faults in real processes: SIGKILL during flush, spill and replay; disk full; read-only; "
                "database gone during replay; PostgreSQL gone", ["kills", "records_checked", "disk_full_cases",
                                                               "read_only_cases", "postgresql_cases"], "records_lost"),

@@ -10,7 +10,6 @@ spill directory is on another disk, as a database server's outage would leave it
 
 from __future__ import annotations
 
-import os
 import queue
 import shutil
 import threading
@@ -23,7 +22,6 @@ from typing import Any
 import pytest
 import reliability
 from disks import fill, tmpfs
-from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -34,6 +32,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from models import model_settings
 from procs import poll, read_db
 
 import nbtasklog
@@ -327,8 +326,5 @@ def test_the_engine_keeps_its_promises_under_random_runs(small_disk, tmp_path):
     global DISK, SPILL
     DISK, SPILL = small_disk, tmp_path / "spill"
     STEPS.clear()
-    run_state_machine_as_test(EngineModel, settings=settings(
-        max_examples=int(os.environ.get("NBTASKLOG_MODEL_EXAMPLES", "12")), stateful_step_count=30, deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much], derandomize=False,
-        phases=[Phase.generate] if os.environ.get("NBTASKLOG_MODEL_NO_SHRINK") else list(Phase)))
+    run_state_machine_as_test(EngineModel, settings=model_settings(30))
     reliability.record("model", violations=0, **STEPS)
