@@ -50,7 +50,7 @@ class EngineSide(Protocol):
     def load_settings(self, read: Callable[[], Mapping[str, str]]) -> None: ...
     def owns(self, task_id: str) -> bool: ...
     def makes_records_of(self, task_id: str) -> bool: ...
-    def ask_kernel_to_cancel(self, task_id: str) -> bool: ...
+    def cancel_here(self, task_id: str) -> bool: ...
     def followed_elsewhere(self) -> list[str]: ...
     def store_has_records(self, task_id: str) -> None: ...
 
@@ -139,7 +139,7 @@ class LocalControl:
         if event.get("s"):
             engine.load_settings(self.store.load_settings)
         for task_id in event.get("c", ()):
-            self._cancel_asked(task_id)
+            engine.cancel_here(task_id)
         if any(engine.makes_records_of(task_id) for task_id in event.get("w", ())):
             engine.buffer.hurry(WATCHED)
 
@@ -163,13 +163,6 @@ class LocalControl:
         """The active tasks another process runs that are read live here: the store says which are active."""
         rows = self.store.get_tasks(self.engine.followed_elsewhere())
         return [task_id for task_id, row in rows.items() if row["status"] in ACTIVE]
-
-    def _cancel_asked(self, task_id: str) -> None:
-        state = self.engine.runner.get(task_id)
-        if state is not None and state.status in ACTIVE:
-            self.engine.runner.cancel(state)
-        else:
-            self.engine.ask_kernel_to_cancel(task_id)  # a kernel's task this server ingests
 
     def close(self) -> None:
         with self._listening:
@@ -231,7 +224,7 @@ class LocalControl:
         if lost:
             engine.lost_tasks(lost)
         for task_id in [task_id for task_id, asked in renewed.items() if asked]:
-            self._cancel_asked(task_id)
+            engine.cancel_here(task_id)
         for task_id in self.store.recover(self.instance, self.engine.lease):
             row = self.store.get_task(task_id)
             if row is not None:
@@ -275,7 +268,7 @@ class ServerControl:
     def __init__(self, engine: EngineSide, store: RemoteStore) -> None:
         self.engine = engine
         self.server = store
-        store.on_cancel = self._cancel_asked
+        store.on_cancel = engine.cancel_here
         self._next_lease = 0.0
 
     def persist_settings(self, values: dict[str, str]) -> None:
@@ -351,12 +344,6 @@ class ServerControl:
             return self.server.whoami()
         except (ServerError, ConnectionError):
             return {"user": os_username(), "others_visible": True}
-
-    def _cancel_asked(self, task_id: str) -> None:
-        """The server says someone cancelled a task running here (the answer to an ingest)."""
-        state = self.engine.runner.get(task_id)
-        if state is not None and state.status in ACTIVE:
-            self.engine.runner.cancel(state)
 
     def maintain(self, now: float) -> None:
         """Follow the server's settings; renew the leases of the tasks this process runs (the server

@@ -340,10 +340,16 @@ class Engine:
                 self._ingest_task(task_id, rows.get(task_id), sorted(by_task.get(task_id, ()), key=_seq_of), answer)
         return answer
 
-    def ask_kernel_to_cancel(self, task_id: str) -> bool:
-        """A task a kernel runs and this process ingests: the kernel is asked to cancel it in the answer to
-        its next ingest (its records, or its lease renewed a quarter lease after the last). False for
-        any other task."""
+    def cancel_here(self, task_id: str) -> bool:
+        """Cancel an active task whose records this process makes: one it runs, or a kernel's it ingests,
+        whose kernel is asked in the answer to its next ingest (its records, or its lease renewed a
+        quarter lease after the last). False for any other task."""
+        state = self.runner.get(task_id)
+        if state is not None:
+            if state.status not in ACTIVE:
+                return False
+            self.runner.cancel(state)
+            return True
         lease = self._leases.get(task_id)
         if lease is None or lease.final is not None:
             return False
@@ -531,18 +537,11 @@ class Engine:
         self.control.wait(task_id, timeout)
 
     def cancel(self, task_id: str) -> bool:
-        state = self.runner.get(task_id)
-        if state is None:
-            if self.ask_kernel_to_cancel(task_id):
-                return True
-            info = self.task_info(task_id)
-            if info["status"] not in ACTIVE:
-                return False
-            return self.control.cancel(task_id)
-        if state.status not in ACTIVE:
+        if self.owns(task_id):
+            return self.cancel_here(task_id)
+        if self.task_info(task_id)["status"] not in ACTIVE:
             return False
-        self.runner.cancel(state)
-        return True
+        return self.control.cancel(task_id)
 
     def delete_task(self, task_id: str) -> None:
         """Delete a finished task and all its logs (buffered ones included), in one transaction."""

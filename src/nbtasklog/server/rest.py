@@ -18,7 +18,7 @@ from ..filter import FilterError, LogFilter, from_params
 from ..wire import dumps
 from .errors import allowed_methods, error_status
 from .services import Services
-from .users import is_theirs, may_others, refusal
+from .users import is_theirs, may_others, refusal, request_username
 
 TASK_ID_PATTERN = "[A-Za-z0-9_-]{1,64}"  # openapi.json's task_id pattern is this one, anchored (a test keeps them equal)
 DEFAULT_LOG_LIMIT = 1000
@@ -85,7 +85,7 @@ class BaseHandler(APIHandler):
         tasks; an unknown task is a 404."""
         if await may_others(self, action):
             return
-        if is_theirs(self, await self.call(self.engine.task_info, task_id)):
+        if is_theirs(await self.call(self.engine.task_info, task_id), request_username(self)):
             raise refusal(task_id, action)
 
     def query_value(self, name: str) -> str:

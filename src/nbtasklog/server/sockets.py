@@ -41,7 +41,7 @@ from .errors import INTERNAL_ERROR, allowed_methods, close_code, error_status
 from .live_window import LiveWindow, records_message
 from .rest import filter_from_query
 from .services import Services
-from .users import may_others, refusal, request_username
+from .users import is_theirs, may_others, refusal, request_username
 
 STATUS_COALESCE = 0.1  # seconds: progress changes are sent at most this often per socket
 
@@ -62,7 +62,7 @@ class _AuthorizedSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):
 
     def may_read(self, row: dict[str, Any]) -> bool:
         """A task this socket's user may read: theirs, or any when the authorizer allows other users' tasks."""
-        return self.others_visible or row.get("username") == self.username
+        return self.others_visible or not is_theirs(row, self.username)
 
     @ws_authenticated
     async def get(self, *args: Any, **kwargs: Any) -> None:
